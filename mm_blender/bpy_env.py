@@ -1,0 +1,21 @@
+"""Keep the bpy wheel from writing into the user's ~/.config/blender and ~/.cache: point
+Blender's user folders at a per-run temporary folder before `import bpy` (no-op inside a
+real Blender, where bpy is already loaded, or when the variables are set already)."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+
+def prepare() -> None:
+    if "bpy" in sys.modules:
+        return
+    base = os.environ.get("MM_BLENDER_RUNTIME_DIR") or tempfile.mkdtemp(prefix="mm_blender_")
+    for var, sub in (("BLENDER_USER_RESOURCES", "resources"),
+                     ("BLENDER_USER_EXTENSIONS", "extensions"),
+                     ("XDG_CACHE_HOME", "cache")):
+        if not os.environ.get(var):
+            path = os.path.join(base, sub)
+            os.makedirs(path, exist_ok=True)
+            os.environ[var] = path

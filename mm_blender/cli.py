@@ -1,0 +1,249 @@
+"""`python -m mm_blender ...`: parse arguments, call the API, print results.
+
+User errors (MMError, bad arguments) print one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from .errors import MMError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        raise MMError(f"{self.prog}: {message}")
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not m:
+        raise MMError(f"invalid resolution {text!r}: write it as WIDTHxHEIGHT, e.g. 640x360")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (4 <= w <= 16384 and 4 <= h <= 16384):
+        raise MMError(f"invalid resolution {text!r}: each side must be between 4 and 16384")
+    return w, h
+
+
+def _frames(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)(?:-(\d+))?", text.strip())
+    if not m:
+        raise MMError(f"invalid frame range {text!r}: write it as A-B, e.g. 1-48, or a single frame")
+    a = int(m.group(1))
+    b = int(m.group(2)) if m.group(2) else a
+    if b < a:
+        raise MMError(f"invalid frame range {text!r}: the end comes before the start")
+    return a, b
+
+
+class Progress:
+    """Progress lines on stderr, at most a few per second."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.last = 0.0
+        self.start = time.perf_counter()
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.perf_counter()
+        if self.quiet or (now - self.last < 0.25 and fraction < 1.0):
+            return
+        self.last = now
+        print(f"[{100 * fraction:5.1f}%] {message}", file=sys.stderr, flush=True)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def _tree_lines(spec) -> list[str]:
+    from .core import expr as E
+    lines = []
+
+    def describe(node):
+        h, w = spec.shape(node)
+        if isinstance(node, E.Leaf):
+            leaf = spec.leaf(node)
+            init = leaf.init + (f" {leaf.formula!r}" if leaf.init == "expr" else "")
+            init += f" of {leaf.source}" if leaf.init == "transpose" else ""
+            return f"{node.name}  {h}x{w}  leaf, {init}"
+        m = spec.matmul(node)
+        extra = [f"epilogue {m.epilogue}"] if m.epilogue != "none" else []
+        if m.alg not in ("inherit", "none"):
+            extra.append(f"alg {m.alg}")
+        if m.k_blocks > 1:
+            extra.append(f"k blocks {m.k_blocks}")
+        return f"{node.name}  {h}x{w}  matmul" + (f" ({', '.join(extra)})" if extra else "")
+
+    def rec(node, prefix, last, root):
+        branch = "" if root else ("└─ " if last else "├─ ")
+        lines.append(prefix + branch + describe(node))
+        if isinstance(node, E.MatMul):
+            child_prefix = prefix + ("" if root else ("   " if last else "│  "))
+            rec(node.left, child_prefix, False, False)
+            rec(node.right, child_prefix, True, False)
+
+    rec(spec.tree, "", True, True)
+    return lines
+
+
+def cmd_presets(args) -> int:
+    from .core.presets import list_presets
+    infos = list_presets()
+    width = max(len(p.name) for p in infos)
+    group = None
+    for p in infos:
+        if p.group != group:
+            group = p.group
+            print(f"[{group}]")
+        print(f"  {p.name.ljust(width)}  {p.description}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .api import load_spec
+    spec = load_spec(args.source)
+    print(f"{spec.name}: {spec.expr}")
+    for line in _tree_lines(spec):
+        print("  " + line)
+    b = spec.blocks
+    print(f"  cells: {spec.cell_count():,}  blocks: i {b.i}, j {b.j}, k {b.k}  "
+          f"layout: {spec.layout.scheme}, gap {spec.layout.gap:g}")
+    return 0
+
+
+def _prepare_bpy():
+    from . import bpy_env
+    bpy_env.prepare()
+
+
+def cmd_build(args) -> int:
+    from . import api
+    spec = api.load_spec(args.source)
+    out = api.check_writable(args.blend)
+    progress = Progress(args.quiet)
+    _prepare_bpy()
+    api.reset_file()
+    api.build(spec, look=args.look, view=args.view, progress=progress)
+    api.save_blend(out)
+    print(f"built {spec.name}: {spec.cell_count():,} cells -> {out} "
+          f"({progress.elapsed():.1f} s)")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from . import api
+    spec = api.load_spec(args.source)
+    resolution = _resolution(args.resolution)
+    frames = _frames(args.frames) if args.frames else None
+    if args.samples < 1 or args.samples > 65536:
+        raise MMError(f"invalid --samples {args.samples}: use 1 to 65536")
+    out = api.check_writable(args.out)
+    if args.video and out.suffix.lower() not in (".mp4",):
+        raise MMError(f"--video writes H.264 MP4: give an output ending in .mp4, not '{out.name}'")
+    progress = Progress(args.quiet)
+    _prepare_bpy()
+    api.reset_file()
+    api.build(spec, look=args.look, view=args.view, progress=progress)
+    if args.blend:
+        api.save_blend(api.check_writable(args.blend))
+    if args.video or frames:
+        written = api.render_animation(out, frames=frames, video=args.video,
+                                       resolution=resolution, samples=args.samples,
+                                       engine=args.engine, device=args.device,
+                                       progress=progress)
+    else:
+        written = api.render_still(out, resolution=resolution, samples=args.samples,
+                                   engine=args.engine, device=args.device, progress=progress)
+    print(f"rendered {spec.name}: {spec.cell_count():,} cells, {resolution[0]}x{resolution[1]}, "
+          f"{args.samples} samples -> {written} ({progress.elapsed():.1f} s)")
+    return 0
+
+
+def cmd_import_mm(args) -> int:
+    from .interop.mm_links import import_mm
+    data, dropped = import_mm(args.source, out_path=args.output, name=args.name)
+    for note in dropped:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"imported {data.get('name', '')}: {data['expr']}" + (f" -> {args.output}" if args.output else ""))
+    return 0
+
+
+def cmd_capture(args) -> int:
+    from . import api
+    from .models.capture import write_capture
+    out = api.check_writable(args.out)
+    progress = Progress(args.quiet)
+    cap = write_capture(args.model, args.layer, args.head, args.text, args.tokens, out, progress)
+    print(f"captured {args.model} layer {args.layer} head {args.head}: "
+          f"{len(cap.tokens)} tokens -> {out} ({progress.elapsed():.1f} s)")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m mm_blender",
+                description="Matrix multiplications as native Blender scenes.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("presets", help="list the built-in presets")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("check", help="validate a preset and print its expression tree")
+    s.add_argument("source", help="preset name or path to a .toml file")
+    s.set_defaults(func=cmd_check)
+
+    def scene_options(s):
+        s.add_argument("source", help="preset name or path to a .toml file")
+        s.add_argument("--look", choices=["dark", "paper"], default=None)
+        s.add_argument("--view", choices=["mm", "front", "top", "iso"], default=None)
+        s.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    s = sub.add_parser("build", help="build a preset and save the .blend")
+    scene_options(s)
+    s.add_argument("--blend", required=True, help="output .blend file")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("render", help="build a preset and render it with Cycles")
+    scene_options(s)
+    s.add_argument("--out", required=True, help="output .png (or .mp4 with --video)")
+    s.add_argument("--resolution", default="640x360")
+    s.add_argument("--samples", type=int, default=16)
+    s.add_argument("--engine", choices=["cycles", "eevee"], default="cycles")
+    s.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    s.add_argument("--video", action="store_true", help="render the animation to an H.264 MP4")
+    s.add_argument("--frames", default=None, help="frame range A-B: a PNG sequence (or a chunk)")
+    s.add_argument("--blend", default=None, help="also save the built .blend here")
+    s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser("import-mm", help="import an mm link, config JSON or file as a preset")
+    s.add_argument("source", help="an mm URL (?params=...), a JSON file, or JSON text")
+    s.add_argument("-o", "--output", default=None, help="write the preset TOML here")
+    s.add_argument("--name", default=None)
+    s.set_defaults(func=cmd_import_mm)
+
+    s = sub.add_parser("capture", help="capture a real attention head to an .npz")
+    s.add_argument("--model", required=True, help="gpt2 | smollm2 | minilm | PATH")
+    s.add_argument("--layer", type=int, required=True)
+    s.add_argument("--head", type=int, required=True)
+    s.add_argument("--text", default=None, help="text file (default: the bundled text)")
+    s.add_argument("--tokens", type=int, default=256)
+    s.add_argument("--out", required=True)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_capture)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = make_parser().parse_args(argv)
+        return args.func(args)
+    except MMError as e:
+        print(f"mm_blender: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("mm_blender: interrupted", file=sys.stderr)
+        return 130
