@@ -217,8 +217,17 @@ class Layout:
         raise KeyError(path)
 
     def positions(self, mat: MatLayout) -> np.ndarray:
-        """Blender-frame (N, 3) float32 cell centres of one matrix."""
-        return self.to_blender(mat.mm_positions()).astype(np.float32)
+        """Blender-frame (N, 3) float32 cell centres of one matrix (one affine per matrix:
+        a row-major grid with block gaps, mapped by the composed transform)."""
+        R = TO_BLENDER @ mat.world.R
+        t = TO_BLENDER @ (mat.world.t - self.center)
+        xs = (mat.gap + block_offsets(mat.cols, mat.blocks_j, mat.gap)).astype(np.float32)
+        ys = (mat.gap + block_offsets(mat.rows, mat.blocks_i, mat.gap)).astype(np.float32)
+        R32 = R.astype(np.float32)
+        out = np.empty((mat.rows, mat.cols, 3), dtype=np.float32)
+        out[...] = (t.astype(np.float32) + ys[:, None, None] * R32[:, 1])
+        out += xs[None, :, None] * R32[:, 0]
+        return out.reshape(-1, 3)
 
     def interior(self, cube: CubeLayout, i, j, k) -> np.ndarray:
         return self.to_blender(cube.mm_interior(i, j, k)).astype(np.float32)

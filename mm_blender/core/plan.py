@@ -65,6 +65,9 @@ class CubePlan:
     left: str = ""           # keys of the operand / result matrices
     right: str = ""
     result: str = ""
+    alg: str = "none"        # the matmul's animation algorithm (inherit resolved)
+    epilogue: str = "none"
+    placement: tuple = ()    # (polarity, left, right, result) placement names
 
     def interior_point(self, i, j, k) -> np.ndarray:
         """Vectorised position of product (i, k, j) inside the cube; shape (..., 3)."""

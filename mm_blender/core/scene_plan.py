@@ -82,7 +82,10 @@ def cube_plans(layout: Layout, keys) -> list[CubePlan]:
             block_i=block_info(c.rows, bi)[0], block_j=block_info(c.cols, bj)[0],
             block_k=block_info(c.depth, bk)[0], gap=g, rows=c.rows, cols=c.cols,
             depth=c.depth, left=_operand_key(keys, c.node.left),
-            right=_operand_key(keys, c.node.right), result=keys[(c.path, "result")]))
+            right=_operand_key(keys, c.node.right), result=keys[(c.path, "result")],
+            alg=c.alg, epilogue=layout.spec.matmul(c.node).epilogue,
+            placement=(c.placement.polarity, c.placement.left_placement,
+                       c.placement.right_placement, c.placement.result_placement)))
     return out
 
 

@@ -1,0 +1,41 @@
+"""Render every preset (or the static ones) into a folder, with a summary line:
+`python render_jobs/render_all.py --out DIR [--static] [--resolution WxH] [--samples N]`
+(or `blender -b -P render_jobs/render_all.py -- ...`). `--gallery README.md` rewrites the
+README's gallery section with the rendered pictures."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bootstrap  # noqa: E402
+
+mm = _bootstrap.import_mm_blender()
+from importlib import import_module  # noqa: E402
+
+gallery = import_module(mm.__name__ + ".render.gallery")
+
+
+def main(argv):
+    p = argparse.ArgumentParser(prog="render_all.py")
+    p.add_argument("--out", required=True)
+    p.add_argument("--static", action="store_true", help="only presets without animation")
+    p.add_argument("--only", nargs="*", default=None, help="preset names to render")
+    p.add_argument("--resolution", default="480x270")
+    p.add_argument("--samples", type=int, default=24)
+    p.add_argument("--look", default=None)
+    p.add_argument("--gallery", default=None, help="README to update with a gallery section")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    results = gallery.render_presets(Path(args.out), static_only=args.static, only=args.only,
+                                     resolution=args.resolution, samples=args.samples,
+                                     look=args.look)
+    failed = [r for r in results if r.error]
+    if args.gallery:
+        gallery.write_gallery(Path(args.gallery), results, Path(args.out))
+    print(f"rendered {len(results) - len(failed)} of {len(results)} presets into {args.out} "
+          f"in {time.perf_counter() - start:.0f} s" + (f"; failed: {', '.join(r.name for r in failed)}" if failed else ""))
+    return 2 if failed else 0
+
+
+sys.exit(main(_bootstrap.job_args()))
