@@ -123,7 +123,7 @@ def diverging_colors_srgb(x: np.ndarray, rng: Range) -> np.ndarray:
         v = (ax - rng.absmin) / rng.absdiff if rng.absdiff > 0 else np.zeros_like(x)
         # light (near zero) to dark (largest); never the white centre so cells stay visible
         t = 0.5 + np.sign(x) * (0.12 + 0.38 * np.sqrt(np.clip(v, 0, 1)))
-    pos = np.clip(t, 0, 1) * (len(_RDBU) - 1)
+    pos = np.clip(np.nan_to_num(t, nan=0.5), 0, 1) * (len(_RDBU) - 1)   # NaN: set white later
     lo = np.floor(pos).astype(int).clip(0, len(_RDBU) - 2)
     f = (pos - lo)[..., None]
     return _RDBU[lo] * (1 - f) + _RDBU[lo + 1] * f
@@ -160,6 +160,10 @@ def colors(x: np.ndarray, rng: Range, viz: VizSpec) -> np.ndarray:
         signed = np.where(xf < 0, -v, v)
         idx = np.rint((signed + 1) * np.float32((LUT_SIZE - 1) / 2))
         idx = np.nan_to_num(idx, nan=(LUT_SIZE - 1) / 2).astype(np.int32)
+        # the centre entry is zero's colour: a nonzero value takes its sign's nearest entry
+        centre = (LUT_SIZE - 1) // 2
+        idx = np.where(x > 0, np.maximum(idx, centre + 1),
+                       np.where(x < 0, np.minimum(idx, centre - 1), idx))
     out[:, :3] = lut[idx]
     nan = np.isnan(x)
     if nan.any():

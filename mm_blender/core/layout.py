@@ -334,12 +334,8 @@ def compute_layout(spec: Spec) -> Layout:
             info = (("K", left_left), ("J", res_front == positive))
             mats.append(MatLayout(node.right, "leaf", node.right.path, D, W, bk, bj, rworld, g, info))
 
-    root_k = spec.blocks.k if spec.blocks.k != 1 else spec.matmul(spec.tree).k_blocks
-    root_alg = spec.matmul(spec.tree).alg
-    if root_alg == "inherit":
-        root_alg = spec.anim.alg
-    visit(spec.tree, Affine(), L.placement, (spec.blocks.i, spec.blocks.j, root_k),
-          root_alg, True)
+    visit(spec.tree, Affine(), L.placement, (spec.blocks.i, spec.blocks.j, spec.blocks.k),
+          spec.anim.alg, True)
 
     # centre the bounding box of all cubes (as mm centres its scene)
     corners = []

@@ -87,7 +87,7 @@ class LayoutSpec:
     left_placement: str = "left"
     right_placement: str = "top"
     result_placement: str = "front"
-    gap: float = 5
+    gap: float = 4
     scatter: float = 0
     molecule: int = 1
     blast: float = 0
@@ -109,16 +109,16 @@ class BlocksSpec:
 class AnimSpec:
     alg: str = "none"
     fuse: str = "none"
-    speed: float = 12          # mm's speed: steps per second at 60 fps (see sweep timing)
+    speed: float = 20          # mm's speed: steps per second at 60 fps (see sweep timing)
     hide_inputs: bool = False
-    spin: float = 0            # camera turntable: turns per minute-ish in mm; seconds per turn here (0 = off)
+    spin: float = 0            # camera turntable: seconds per turn (0: off; negative: clockwise)
     frames_per_step: int = 0   # 0: derive from speed
     seconds: float = 0         # > 0: fit the whole sweep into this many seconds
 
 
 @dataclass
 class VizSpec:
-    sensitivity: str = "semilocal"
+    sensitivity: str = "global"
     min_size: float = 0.2
     min_light: float = 0.4
     max_light: float = 0.7
@@ -134,7 +134,7 @@ class VizSpec:
 class DecoSpec:
     legends: float = 6          # legend size (0: none); mm scales it by cbrt(h*w)
     shape_labels: bool = True   # I=, K=, J= labels
-    row_guides: float = 1       # lightness of row guide lines (0: none)
+    row_guides: float = 0.6     # lightness of row guide lines (0: none)
     flow_guides: float = 0.5    # flow guide triangles (0: none)
     outlines: bool = True       # thin cube outlines
 
@@ -347,6 +347,11 @@ def validate(spec: Spec) -> None:
     _range(A.speed, 0.01, 1000, f"{o}: anim.speed")
     _range(A.frames_per_step, 0, 10000, f"{o}: anim.frames_per_step")
     _range(A.seconds, 0, 36000, f"{o}: anim.seconds")
+    _range(A.spin, -3600, 3600, f"{o}: anim.spin")
+    root = spec.matmuls.get(spec.tree.name)
+    if root is not None and (root.alg != "inherit" or root.k_blocks != 1):
+        raise MMError(f"{o}: [matmul.{root.name!r}] is the root: set its algorithm with "
+                      f"[anim] alg and its k blocks with [blocks] k")
     V = spec.viz
     _check_choice(V.sensitivity, SENSITIVITIES, f"{o}: viz.sensitivity")
     _check_choice(V.colormap, COLORMAPS, f"{o}: viz.colormap")
