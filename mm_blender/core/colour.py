@@ -142,8 +142,8 @@ def colors(x: np.ndarray, rng: Range, viz: VizSpec) -> np.ndarray:
     """(N, 4) float32 linear RGBA for values x (flattened).
 
     Colour depends only on the sign and the normalised magnitude v in [0, 1], so it is read
-    from a lookup table of LUT_SIZE entries over sign*v (exact rule at the table's points;
-    the step is 2/8192 in v, below what 8-bit output can show)."""
+    from a lookup table of LUT_SIZE entries over sign*sqrt(v) (exact rule at the table's
+    points; steps of 1/4096 in sqrt(v), below what 8-bit output can show)."""
     x = np.asarray(x).ravel()
     out = np.ones((x.size, 4), dtype=np.float32)
     if rng.absdiff <= 0 or x.size < LUT_SIZE:
@@ -151,13 +151,16 @@ def colors(x: np.ndarray, rng: Range, viz: VizSpec) -> np.ndarray:
         rgb = np.where(np.isnan(x)[:, None], np.array(NAN_RGB), np.nan_to_num(rgb))
         out[:, :3] = srgb_to_linear(rgb)
         return out
+    # indexed by sign * sqrt(v): lightness and size grow with sqrt(v), so the table is
+    # evenly spaced in what the eye sees, also near zero
     t = np.linspace(-1.0, 1.0, LUT_SIZE)
-    grid = np.sign(t) * (rng.absmin + np.abs(t) * rng.absdiff)
+    grid = np.sign(t) * (rng.absmin + t * t * rng.absdiff)
     lut = srgb_to_linear(np.nan_to_num(_exact_srgb(grid, rng, viz))).astype(np.float32)
     with np.errstate(all="ignore"):
         xf = x.astype(np.float32)
         v = np.clip((np.abs(xf) - np.float32(rng.absmin)) / np.float32(rng.absdiff), 0, 1)
-        signed = np.where(xf < 0, -v, v)
+        root = np.sqrt(v)
+        signed = np.where(xf < 0, -root, root)
         idx = np.rint((signed + 1) * np.float32((LUT_SIZE - 1) / 2))
         idx = np.nan_to_num(idx, nan=(LUT_SIZE - 1) / 2).astype(np.int32)
         # the centre entry is zero's colour: a nonzero value takes its sign's nearest entry

@@ -345,5 +345,5 @@ def compute_layout(spec: Spec) -> Layout:
         corners.append(c.world.apply(box))
     corners = np.concatenate(corners)
     center = (corners.min(axis=0) + corners.max(axis=0)) / 2
-    # mats were appended root-first within each visit; order them leaves-to-root like walk()
+    # mats are in visiting order: each matmul's result, then its left and right arguments
     return Layout(spec, mats, cubes, center)
