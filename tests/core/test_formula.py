@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mm_blender.core import formula
 from mm_blender.errors import MMError
 
-ARTICLE = Path("/work/shared/reference/mm_article_examples.json")
+ARTICLE = Path(__file__).resolve().parent.parent / "data" / "mm_article_examples.json"
 
 H, W = 5, 7
 I, J = np.indices((H, W)).astype(np.float64)
