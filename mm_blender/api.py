@@ -62,10 +62,11 @@ def check_writable(path: str | Path) -> Path:
 
 
 def build(source: str | Path | Spec, *, look: str | None = None, view: str | None = None,
-          progress: Progress | None = None):
-    """Build a preset into the current Blender file; returns its collection."""
+          progress: Progress | None = None, allow_network: bool = True):
+    """Build a preset into the current Blender file; returns its collection. Everything that
+    can fail on the user's input (values, shapes, files) fails before the scene is touched."""
     spec = load_spec(source)
-    plan = plan_spec(spec, progress)
+    plan = plan_spec(spec, progress, allow_network=allow_network)
     from .scene.build import build as build_plan
     return build_plan(plan, look=look, view=view, progress=progress)
 

@@ -41,7 +41,22 @@ def _softmax_rows(x: np.ndarray, causal: bool) -> np.ndarray:
     return out
 
 
-def apply_epilogue(x: np.ndarray, epilogue: str, k: int) -> np.ndarray:
+def rope(x: np.ndarray, theta: float, n_positions: int = 0) -> np.ndarray:
+    """Rotary position embedding, rows are positions (the Hugging Face rotate-half layout:
+    dimensions d and d + n/2 form a pair). The rows are the LAST positions of a sequence of
+    n_positions (so a single decoding row sits at position n_positions - 1)."""
+    t, n = x.shape
+    half = n // 2
+    start = max(0, n_positions - t)
+    inv_freq = 1.0 / theta ** (np.arange(0, n, 2, dtype=np.float64)[:half] / n)
+    angles = np.outer(np.arange(start, start + t, dtype=np.float64), inv_freq)
+    cos, sin = np.cos(angles), np.sin(angles)
+    a, b = x[:, :half], x[:, half:2 * half]
+    return np.concatenate([a * cos - b * sin, b * cos + a * sin, x[:, 2 * half:]], axis=1)
+
+
+def apply_epilogue(x: np.ndarray, epilogue: str, k: int, rope_theta: float = 10000.0,
+                   n_positions: int = 0) -> np.ndarray:
     """Apply one of mm's epilogues to a matmul's raw result `x` (float64), k = contraction size.
 
     Pointwise epilogues are applied elementwise (so they also apply to partial sums); the
@@ -77,6 +92,10 @@ def apply_epilogue(x: np.ndarray, epilogue: str, k: int) -> np.ndarray:
             return _softmax_rows(x / np.sqrt(k), causal=False)
         if epilogue == "softmax(tril(x/sqrt(k)))":
             return _softmax_rows(x / np.sqrt(k), causal=True)
+        if epilogue == "rope":
+            return rope(x, rope_theta, n_positions)
+        if epilogue == "rope_t":
+            return rope(x.T, rope_theta, n_positions).T
     raise MMError(f"unknown epilogue {epilogue!r}")
 
 
@@ -86,7 +105,7 @@ def pointwise_part(epilogue: str) -> str:
         return epilogue
     if epilogue in ("softmax(x/sqrt(k))", "softmax(tril(x/sqrt(k)))"):
         return "x/sqrt(k)"
-    return "none"
+    return "none"   # layernorm, softmax and rope need the whole matrix
 
 
 def leaf_seed(seed: int, name: str) -> int:
@@ -126,6 +145,9 @@ def leaf_values(spec: Spec, overrides: dict[str, np.ndarray] | None = None,
                 raise MMError(f"data for leaf {leaf.name!r} is {arr.shape[0]}x{arr.shape[1]}"
                               f" but the preset declares {leaf.h}x{leaf.w}")
             out[leaf.name] = arr
+        elif leaf.init == "model":
+            raise MMError(f"{spec.origin}: leaf {leaf.name!r} has init 'model' but no data: "
+                          "add a [model] table (model, layer, head) or capture = \"file.npz\"")
         elif leaf.init == "transpose":
             out[leaf.name] = np.ascontiguousarray(out[leaf.source].T)
         else:
@@ -148,5 +170,8 @@ def evaluate(spec: Spec, overrides: dict[str, np.ndarray] | None = None,
             with np.errstate(all="ignore"):
                 raw = left @ right
             epi = spec.matmul(node).epilogue
-            values.results[node.path] = apply_epilogue(raw, epi, left.shape[1]).astype(np.float32)
+            theta, n_pos = ((spec.model.rope_theta, spec.model.tokens) if spec.model is not None
+                            else (10000.0, 0))
+            values.results[node.path] = apply_epilogue(raw, epi, left.shape[1], theta,
+                                                       n_pos).astype(np.float32)
     return values

@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 
-from mm_blender.errors import MMError
+from ..errors import MMError
 
 MAX_LENGTH = 2000  # characters of formula text
 MAX_NESTING = 64  # parenthesis / call / unary / power nesting while parsing

@@ -12,8 +12,8 @@ import urllib.request
 
 import numpy as np
 
-from mm_blender.core import formula as formula_lang
-from mm_blender.errors import MMError
+from . import formula as formula_lang
+from ..errors import MMError
 
 INITIALISERS = (
     "rows",
@@ -222,7 +222,8 @@ def _download(name: str, url: str, allow_network: bool) -> str:
     if scheme not in ("http", "https"):
         raise MMError(f"{what}: only http:// and https:// addresses can be read")
     if not allow_network:
-        raise MMError(f"{what}: network access is off; turn it on or use a local 'file' init")
+        raise MMError(f"{what}: network access is off (in Blender: Preferences > System > "
+                      "Network > Allow Online Access); turn it on or use a local 'file' init")
     if url in _URL_CACHE:
         return _URL_CACHE[url]
     try:

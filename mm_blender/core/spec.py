@@ -18,6 +18,9 @@ from . import expr as exprmod
 EPILOGUES = (
     "none", "relu", "gelu", "sigmoid", "silu", "tanh", "x**2", "x/k", "x/sqrt(k)",
     "layernorm", "softmax", "softmax(x/sqrt(k))", "softmax(tril(x/sqrt(k)))",
+    # ours: rotary position embedding of a real model's Q (rows are positions) or K_t
+    # (columns are positions), with [model] rope_theta
+    "rope", "rope_t",
 )
 ALGORITHMS = (
     "none", "dotprod (row major)", "dotprod (col major)", "axpy", "vmprod", "mvprod",
@@ -60,6 +63,7 @@ class LeafSpec:
     tensor: str = ""        # array name inside .npz / .safetensors
     url: str = ""           # for init = "url": mm's CSV over http(s)
     source: str = ""        # for init = "transpose": the leaf this one is the transpose of
+    # init = "model": filled from the [model] table's attention head (see models/leaves.py)
 
 
 @dataclass
@@ -154,6 +158,7 @@ class ModelSpec:
     tokens: int = 256
     text: str = ""         # a text file (empty: the bundled text)
     capture: str = ""      # a capture .npz written by `python -m mm_blender capture`
+    rope_theta: float = 10000.0   # for the rope / rope_t epilogues
 
 
 @dataclass
@@ -326,8 +331,6 @@ def from_dict(data: dict, *, name: str = "", origin: str = "<dict>",
 
 def validate(spec: Spec) -> None:
     """Check choices, ranges and shapes. Raises MMError naming the problem."""
-    from .initialisers import INITIALISERS  # local: initialisers imports numpy only
-
     o = spec.origin
     L = spec.layout
     _check_choice(L.scheme, SCHEMES, f"{o}: layout.scheme")
@@ -363,7 +366,7 @@ def validate(spec: Spec) -> None:
     _check_choice(spec.look.view, VIEWS, f"{o}: look.view")
     for leaf in spec.leaves.values():
         where = f"{o}: [matrix.{leaf.name}]"
-        _check_choice(leaf.init, INITIALISERS + ("transpose",), f"{where}.init")
+        _check_choice(leaf.init, leaf_inits(), f"{where}.init")
         _range(leaf.h, 1, MAX_SIDE, f"{where}.h")
         _range(leaf.w, 1, MAX_SIDE, f"{where}.w")
         _range(leaf.dropout, 0, 1, f"{where}.dropout")
@@ -398,6 +401,13 @@ def validate(spec: Spec) -> None:
             _check_choice(p.right_placement, RIGHT_PLACEMENTS, f"{where}.right_placement")
             _check_choice(p.result_placement, RESULT_PLACEMENTS, f"{where}.result_placement")
     check_shapes(spec)
+
+
+def leaf_inits() -> tuple[str, ...]:
+    """Every accepted leaf init: mm's initialisers, files and urls, plus ours (transpose of
+    another leaf, model data from the [model] table)."""
+    from .initialisers import INITIALISERS  # local: keeps spec importable on its own
+    return INITIALISERS + ("transpose", "model")
 
 
 def check_shapes(spec: Spec) -> None:

@@ -1,0 +1,245 @@
+"""One attention head of a real model, captured as the matrices of mm's attention expression
+    out = (attn = (Q = input @ wQ) @ (K_t = wK_t @ input_t)) @ (V = input @ wV) @ wO
+from a forward pass over a text; saved and loaded as .npz. The doors (panel, CLI) call
+`capture_head` / `write_capture`."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MMError
+from . import gpt2, minilm, smollm2, sources
+
+PRESETS = ("smollm2", "minilm") + tuple(sources.GPT2_FAMILY)
+BACKENDS = ("auto", "numpy", "torch")
+ARRAYS = ("input", "wQ", "wK", "wV", "bQ", "bK", "bV", "wO", "bO",
+          "Q", "K", "V", "attn", "head_out", "out")
+FORMAT = "mm_blender.capture"
+FORMAT_VERSION = 1
+
+
+@dataclass(eq=False)
+class Capture:
+    model: str
+    layer: int
+    head: int
+    causal: bool
+    text: str             # the whole text given; `tokens` is the part the model read
+    tokens: list[str]
+    input: np.ndarray     # T x d: what attention reads (after ln_1 / RMSNorm; BERT: layer input)
+    wQ: np.ndarray        # d x hd  (Q_pre = input @ wQ + bQ)
+    wK: np.ndarray        # d x hd
+    wV: np.ndarray        # d x hd
+    bQ: np.ndarray        # hd (zeros where the model has no bias)
+    bK: np.ndarray        # hd
+    bV: np.ndarray        # hd
+    wO: np.ndarray        # hd x d: this head's rows of the output projection
+    bO: np.ndarray        # d: the whole layer's output bias, shared by all heads
+    Q: np.ndarray         # T x hd, as the model uses it (bias added; RoPE applied for llama)
+    K: np.ndarray         # T x hd
+    V: np.ndarray         # T x hd
+    attn: np.ndarray      # T x T softmax(Q K^T / sqrt(hd)), causal mask where the model has one
+    head_out: np.ndarray  # T x hd = attn @ V
+    out: np.ndarray       # T x d = head_out @ wO (no bias)
+    info: dict = field(default_factory=dict)  # weights file, sizes, backend, seconds...
+
+    # the transposed leaves of mm's expression, K_t = wK_t @ input_t
+    @property
+    def K_t(self) -> np.ndarray:
+        return self.K.T
+
+    @property
+    def wK_t(self) -> np.ndarray:
+        return self.wK.T
+
+    @property
+    def input_t(self) -> np.ndarray:
+        return self.input.T
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ARRAYS}
+
+    def save(self, path) -> Path:
+        """Write to `path` exactly (an .npz archive, whatever the suffix)."""
+        path = Path(path)
+        meta = dict(format=FORMAT, version=FORMAT_VERSION, model=self.model, layer=self.layer,
+                    head=self.head, causal=self.causal, text=self.text, tokens=self.tokens,
+                    info=self.info)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta)), **self.arrays())
+        except OSError as e:
+            raise MMError(f"cannot write capture file {path}: {e.strerror}") from None
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Capture":
+        path = Path(path)
+        if not path.is_file():
+            raise MMError(f"capture file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                stored = {k: archive[k] for k in archive.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise MMError(f"{path} is not a readable capture file (.npz): {e}") from None
+        if "meta" not in stored:
+            raise MMError(f"{path}: capture file has no 'meta' entry")
+        try:
+            meta = json.loads(str(stored["meta"]))
+        except json.JSONDecodeError:
+            raise MMError(f"{path}: capture metadata is corrupt (not JSON)") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise MMError(f"{path}: not an mm_blender capture (format {meta.get('format')!r})"
+                          if isinstance(meta, dict) else f"{path}: capture metadata is corrupt")
+        missing = [k for k in ("model", "layer", "head", "causal", "text", "tokens")
+                   if k not in meta]
+        missing += [k for k in ARRAYS if k not in stored]
+        if missing:
+            raise MMError(f"{path}: capture file is missing {', '.join(missing)}")
+        arrays = {k: stored[k].astype(np.float32, copy=False) for k in ARRAYS}
+        check_shapes(arrays, len(meta["tokens"]), where=str(path))
+        return cls(model=meta["model"], layer=int(meta["layer"]), head=int(meta["head"]),
+                   causal=bool(meta["causal"]), text=meta["text"], tokens=list(meta["tokens"]),
+                   info=meta.get("info") or {}, **arrays)
+
+
+def check_shapes(arrays: dict, n_tokens: int, where: str = "capture"):
+    """Every array the size the expression needs: T x d input, d x hd weights, ..."""
+    t = n_tokens
+    d = arrays["input"].shape[-1] if arrays["input"].ndim == 2 else -1
+    hd = arrays["wQ"].shape[-1] if arrays["wQ"].ndim == 2 else -1
+    expected = dict(input=(t, d), wQ=(d, hd), wK=(d, hd), wV=(d, hd), bQ=(hd,), bK=(hd,),
+                    bV=(hd,), wO=(hd, d), bO=(d,), Q=(t, hd), K=(t, hd), V=(t, hd),
+                    attn=(t, t), head_out=(t, hd), out=(t, d))
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise MMError(f"{where}: '{name}' has shape {list(arrays[name].shape)}, expected "
+                          f"{list(shape)} for {t} tokens")
+
+
+def attention_stats(attn: np.ndarray) -> dict[str, float]:
+    """What kind of head this is, in four numbers over rows 1..T-1 (row 0 of a causal head has
+    one choice): mean row entropy in nats, and the mean weight on the previous token, on the
+    token itself and on the first token (an "attention sink")."""
+    rows = attn[1:]
+    entropy = -(rows * np.log(np.clip(rows, 1e-30, None))).sum(-1)
+    return dict(mean_entropy=float(entropy.mean()),
+                previous_token=float(np.diagonal(attn, -1).mean()),
+                self_token=float(np.diagonal(attn)[1:].mean()),
+                first_token=float(rows[:, 0].mean()))
+
+
+# --- capturing -------------------------------------------------------------------------------
+
+def open_model(model: str):
+    """A preset name or a path -> an opened checkpoint (weights are read later, lazily)."""
+    if model == "smollm2":
+        return smollm2.open_packaged()
+    if model == "minilm":
+        return minilm.open_packaged()
+    if model in sources.GPT2_FAMILY:
+        return gpt2.open_hf(model)
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise MMError(f"unknown model '{model}': not one of {', '.join(PRESETS)}, and no such "
+                      "file or folder")
+    if path.is_file() and path.suffix == ".gguf":
+        return smollm2.open_gguf(path, model)
+    if path.is_dir() and any(path.glob("*.gguf")) and not any(
+            (path / w).exists() for w in sources.WEIGHT_FILES):
+        return smollm2.open_gguf(sorted(path.glob("*.gguf"))[0], model)
+    if path.is_dir() and _model_type(path) == "bert":
+        return minilm.open_folder(path, model)
+    return gpt2.open_path(path, model)
+
+
+def _model_type(folder: Path):
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def capture_head(model: str, layer: int, head: int, text: str | None = None, tokens: int = 256,
+                 *, backend: str = "auto", progress=None, exact_tokens: bool = False) -> Capture:
+    """Run `model` over `text` (our bundled text if None), truncated to `tokens` tokens, and
+    capture head `head` of layer `layer`. backend 'auto' is numpy (complete, and what a stock
+    Blender has); 'torch' runs an independently written torch forward pass instead.
+    With exact_tokens, a text shorter than `tokens` is an error instead of a shorter capture."""
+    def report(fraction, message):
+        if progress is not None:
+            progress(float(min(max(fraction, 0.0), 1.0)), message)
+
+    if backend not in BACKENDS:
+        raise MMError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
+    started = time.perf_counter()
+    report(0.0, f"opening {model}")
+    ckpt = open_model(model)
+    if not isinstance(layer, (int, np.integer)) or not 0 <= layer < ckpt.n_layer:
+        raise MMError(f"layer {layer} out of range: {model} has {ckpt.n_layer} layers "
+                      f"(0-{ckpt.n_layer - 1})")
+    if not isinstance(head, (int, np.integer)) or not 0 <= head < ckpt.n_head:
+        raise MMError(f"head {head} out of range: {model} has {ckpt.n_head} heads per layer "
+                      f"(0-{ckpt.n_head - 1})")
+    if not isinstance(tokens, (int, np.integer)) or tokens < 2:
+        raise MMError(f"tokens {tokens} is too few: at least 2 are needed")
+    if tokens > ckpt.max_tokens:
+        raise MMError(f"tokens {tokens} over the limit: {model} reads at most "
+                      f"{ckpt.max_tokens} tokens")
+    if text is None:
+        text = sources.default_text()
+    if not isinstance(text, str):
+        raise MMError(f"text must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise MMError("text is empty: give some words to run the model over")
+    ids, strings = ckpt.encode(text, tokens)
+    if len(ids) < 2:
+        raise MMError(f"text is too short: it gives {len(ids)} token{'s' * (len(ids) != 1)}, "
+                      "at least 2 are needed")
+    if exact_tokens and len(ids) < tokens:
+        raise MMError(f"text is too short: it gives {len(ids)} tokens, fewer than the "
+                      f"{tokens} asked for")
+    if backend == "auto":
+        # numpy: measured as fast as torch on CPU or faster (torch's OpenMP threads stall on
+        # busy 2-core machines), with no 2-3 s torch import; the two agree to ~2e-5
+        backend = "numpy"
+    if backend == "torch":
+        from .checkpoint_files import import_torch
+        import_torch("the torch backend", remedy="use the numpy backend")
+        arrays = ckpt.capture_torch(ids, int(layer), int(head), report)
+    else:
+        arrays = ckpt.capture_numpy(ids, int(layer), int(head), report)
+    arrays = {k: np.ascontiguousarray(arrays[k], dtype=np.float32) for k in ARRAYS}
+    check_shapes(arrays, len(ids), where=f"{model} layer {layer} head {head}")
+    info = dict(weights=str(ckpt.path), n_layer=ckpt.n_layer, n_head=ckpt.n_head,
+                n_kv_head=ckpt.n_kv_head, kv_head=int(head) * ckpt.n_kv_head // ckpt.n_head,
+                d_model=ckpt.d_model, head_dim=ckpt.head_dim, token_ids=[int(i) for i in ids],
+                backend=backend, seconds=round(time.perf_counter() - started, 3))
+    report(1.0, "done")
+    return Capture(model=model, layer=int(layer), head=int(head), causal=ckpt.causal, text=text,
+                   tokens=strings, info=info, **arrays)
+
+
+def write_capture(model: str, layer: int, head: int, text_file=None, tokens: int = 256,
+                  out_path="capture.npz", progress=None, *, backend: str = "auto",
+                  exact_tokens: bool = False) -> Capture:
+    """The CLI door: read the text file (our bundled text if None), capture, save to out_path."""
+    text = None
+    if text_file is not None:
+        try:
+            text = Path(text_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise MMError(f"cannot read text file {text_file}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise MMError(f"text file {text_file} is not UTF-8 text") from None
+    capture = capture_head(model, layer, head, text, tokens, backend=backend, progress=progress,
+                           exact_tokens=exact_tokens)
+    capture.save(out_path)
+    return capture
