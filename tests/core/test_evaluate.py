@@ -37,6 +37,17 @@ def _layernorm(x):
     return (x - x.mean()) / np.sqrt(x.var() + 1e-5)
 
 
+def _rope_complex(x, theta=10000.0):
+    """Rotary embedding written as complex rotation: dims d and d + n/2 are the real and
+    imaginary parts, row r is position r."""
+    n = x.shape[1]
+    half = n // 2
+    z = x[:, :half] + 1j * x[:, half:2 * half]
+    freq = theta ** (-np.arange(half) * 2.0 / n)
+    z = z * np.exp(1j * np.arange(x.shape[0])[:, None] * freq[None, :])
+    return np.concatenate([z.real, z.imag, x[:, 2 * half:]], axis=1)   # odd width: last as is
+
+
 # independent numpy epilogues (x float64, k the contraction size)
 REFERENCE = {
     "none": lambda x, k: x,
@@ -52,6 +63,8 @@ REFERENCE = {
     "softmax": lambda x, k: _softmax(x),
     "softmax(x/sqrt(k))": lambda x, k: _softmax(x / math.sqrt(k)),
     "softmax(tril(x/sqrt(k)))": lambda x, k: _causal_softmax(x / math.sqrt(k)),
+    "rope": lambda x, k: _rope_complex(x),
+    "rope_t": lambda x, k: _rope_complex(x.T).T,
 }
 
 
