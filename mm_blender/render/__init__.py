@@ -1,0 +1,1 @@
+"""bpy side: headless renders of a built scene (render.py: render_still, render_animation)."""

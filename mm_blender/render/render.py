@@ -1,0 +1,244 @@
+"""Headless rendering, a small facade over the scene's render settings: engine, device,
+samples, denoiser, output. Outputs are written atomically (a temporary file next to the
+target, renamed when complete), so an error never leaves a partial image or video behind.
+
+Jobs that `import bpy` from a plain Python should first point BLENDER_USER_RESOURCES,
+BLENDER_USER_EXTENSIONS and XDG_CACHE_HOME at folders of their own (see tests/scene/conftest.py).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import bpy
+
+from ..errors import MMError
+from ..scene import camera as cameramod
+
+Progress = Callable[[float, str], None]
+
+ENGINES = ("cycles", "eevee", "workbench")
+DEVICES = ("auto", "cpu", "gpu")
+GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI")   # tried in this order
+STILL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".exr": "OPEN_EXR",
+                 ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+
+
+def engine_id(engine: str) -> str:
+    """Blender's identifier for an engine name (EEVEE was 'BLENDER_EEVEE_NEXT' in 4.2-4.5)."""
+    if engine not in ENGINES:
+        raise MMError(f"unknown render engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine == "cycles":
+        return "CYCLES"
+    if engine == "workbench":
+        return "BLENDER_WORKBENCH"
+    return "BLENDER_EEVEE_NEXT" if (4, 2, 0) <= bpy.app.version < (5, 0, 0) else "BLENDER_EEVEE"
+
+
+def select_device(scene, device: str = "auto") -> str:
+    """Point Cycles at a GPU backend if one has a device (OptiX, CUDA, HIP, Metal, oneAPI),
+    else the CPU. Returns the backend used ('CPU' or e.g. 'OPTIX')."""
+    if device not in DEVICES:
+        raise MMError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    if device != "cpu":
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        for backend in GPU_BACKENDS:
+            try:
+                prefs.compute_device_type = backend
+            except TypeError:      # backend not built for this platform
+                continue
+            devices = prefs.get_devices_for_type(backend)
+            if any(d.type == backend for d in devices):
+                for d in devices:
+                    d.use = d.type == backend
+                scene.cycles.device = "GPU"
+                return backend
+        prefs.compute_device_type = "NONE"
+        if device == "gpu":
+            raise MMError("device 'gpu' was asked for but no OptiX/CUDA/HIP/Metal/oneAPI "
+                          "device was found; use device 'auto' or 'cpu'")
+    scene.cycles.device = "CPU"
+    return "CPU"
+
+
+def denoiser_available() -> bool:
+    try:
+        import _cycles
+    except ImportError:   # pragma: no cover - Cycles is always built into the wheel
+        return False
+    return bool(getattr(_cycles, "with_openimagedenoise", False))
+
+
+def configure(scene=None, *, resolution=(1280, 720), samples: int = 16, engine: str = "cycles",
+              device: str = "auto", denoise: bool = True) -> dict:
+    """Set engine, device, samples, denoiser and resolution; returns what was chosen."""
+    scene = scene or bpy.context.scene
+    width, height = (int(v) for v in resolution)
+    if width < 1 or height < 1:
+        raise MMError(f"resolution must be positive, got {width}x{height}")
+    if samples < 1:
+        raise MMError(f"samples must be at least 1, got {samples}")
+    r = scene.render
+    r.engine = engine_id(engine)
+    r.resolution_x, r.resolution_y = width, height
+    r.resolution_percentage = 100
+    r.film_transparent = False
+    chosen = {"engine": r.engine, "resolution": (width, height), "samples": samples,
+              "device": "", "denoiser": ""}
+    if engine == "cycles":
+        chosen["device"] = select_device(scene, device)
+        scene.cycles.samples = samples
+        scene.cycles.preview_samples = samples
+        use = bool(denoise) and denoiser_available()
+        scene.cycles.use_denoising = use
+        if use:
+            scene.cycles.denoiser = "OPENIMAGEDENOISE"
+            chosen["denoiser"] = "OPENIMAGEDENOISE"
+    elif engine == "eevee":
+        scene.eevee.taa_render_samples = samples
+    return chosen
+
+
+def _output_dir(directory: Path) -> Path:
+    """The folder to write into, created if needed; MMError if it cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".mm_probe_", delete=True)
+        probe.close()
+    except OSError as e:
+        raise MMError(f"cannot write to output folder '{directory}': {e.strerror or e}") from None
+    return directory
+
+
+def _still_format(path: Path) -> str:
+    fmt = STILL_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise MMError(f"output '{path}': unknown image type {path.suffix!r}; use one of "
+                      f"{', '.join(sorted(STILL_FORMATS))}")
+    return fmt
+
+
+def _check_scene(scene) -> None:
+    if scene.camera is None:
+        raise MMError("the scene has no camera: build a plan first")
+
+
+def render_still(path, *, resolution=(1280, 720), samples: int = 16, engine: str = "cycles",
+                 device: str = "auto", denoise: bool = True, progress: Progress | None = None,
+                 scene=None, refit_camera: bool = True) -> Path:
+    """Render the scene's camera view to `path` (.png/.jpg/.exr/.tif/.webp).
+
+    An mm camera (from `scene.build`) is reframed for the resolution's aspect ratio first,
+    unless refit_camera is False."""
+    path = Path(path).expanduser().absolute()
+    fmt = _still_format(path)
+    out_dir = _output_dir(path.parent)
+    scene = scene or bpy.context.scene
+    _check_scene(scene)
+    configure(scene, resolution=resolution, samples=samples, engine=engine, device=device,
+              denoise=denoise)
+    if refit_camera:
+        cameramod.refit(scene.camera, scene)
+    r = scene.render
+    if hasattr(r.image_settings, "media_type"):   # 5.0: after a video render it is VIDEO
+        r.image_settings.media_type = "IMAGE"
+    r.image_settings.file_format = fmt
+    if fmt == "JPEG":
+        r.image_settings.color_mode = "RGB"
+    tmp = out_dir / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}"
+    r.filepath = str(tmp)
+    r.use_file_extension = False
+    if progress:
+        progress(0.0, f"rendering {path.name}")
+    try:
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        if not tmp.is_file():
+            raise MMError(f"rendering '{path}' produced no image")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    if progress:
+        progress(1.0, f"wrote {path}")
+    return path
+
+
+def render_animation(path, *, frames=None, video: bool = False, fps: int | None = None,
+                     resolution=(1280, 720), samples: int = 16, engine: str = "cycles",
+                     device: str = "auto", denoise: bool = True,
+                     progress: Progress | None = None, scene=None,
+                     refit_camera: bool = True) -> Path:
+    """Render frames a..b (default: the scene's frame range, which a build's sweep sets).
+    video=True: one H.264 MP4 file at `path`; otherwise `path` is a folder receiving
+    frame_0001.png... Frames go to a temporary folder beside the target and are moved into
+    place only when all are done."""
+    path = Path(path).expanduser().absolute()
+    if frames is None:
+        sc = scene or bpy.context.scene
+        frames = (sc.frame_start, sc.frame_end)
+    start, end = (int(f) for f in frames)
+    if end < start:
+        raise MMError(f"frame range {start}..{end} is empty")
+    if video and (int(resolution[0]) % 2 or int(resolution[1]) % 2):
+        raise MMError(f"H.264 video needs an even width and height, got "
+                      f"{resolution[0]}x{resolution[1]}")
+    out_dir = _output_dir(path.parent)
+    scene = scene or bpy.context.scene
+    _check_scene(scene)
+    configure(scene, resolution=resolution, samples=samples, engine=engine, device=device,
+              denoise=denoise)
+    if refit_camera:   # at the sweep's first frame: a spinning camera's pivot is at rest there
+        scene.frame_set(scene.frame_start)
+        cameramod.refit(scene.camera, scene)
+    r = scene.render
+    scene.frame_start, scene.frame_end = start, end
+    if fps:
+        r.fps, r.fps_base = int(fps), 1.0
+    settings = r.image_settings
+    if video:
+        if hasattr(settings, "media_type"):   # 5.0: choose the media type first
+            settings.media_type = "VIDEO"
+        settings.file_format = "FFMPEG"
+        r.ffmpeg.format = "MPEG4"
+        r.ffmpeg.codec = "H264"
+        r.ffmpeg.constant_rate_factor = "HIGH"
+        r.ffmpeg.audio_codec = "NONE"
+    else:
+        if hasattr(settings, "media_type"):
+            settings.media_type = "IMAGE"
+        settings.file_format = "PNG"
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=out_dir))
+    r.filepath = str(tmp_dir / ("video_" if video else "frame_####"))
+    r.use_file_extension = True
+    count = end - start + 1
+
+    def on_frame(scn, *_):
+        if progress:
+            progress((scn.frame_current - start + 1) / count, f"frame {scn.frame_current}")
+
+    handlers = bpy.app.handlers.render_post
+    handlers.append(on_frame)
+    try:
+        if progress:
+            progress(0.0, f"rendering {count} frames")
+        bpy.ops.render.render(animation=True, scene=scene.name)
+        produced = sorted(p for p in tmp_dir.iterdir() if p.is_file())
+        if video:
+            if len(produced) != 1:
+                raise MMError(f"rendering '{path}' produced {len(produced)} files, not one video")
+            os.replace(produced[0], path)
+        else:
+            if len(produced) != count:
+                raise MMError(f"rendering '{path}' produced {len(produced)} of {count} frames")
+            path.mkdir(parents=True, exist_ok=True)
+            for p in produced:
+                os.replace(p, path / p.name)
+    finally:
+        if on_frame in handlers:
+            handlers.remove(on_frame)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path

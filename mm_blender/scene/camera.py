@@ -1,0 +1,237 @@
+"""Camera framing and lights. The camera looks from one of the named views and is placed so
+everything drawn (the hull of `frame_points`, which holds the plan's bounds' contents) is
+inside the frame for the render's aspect ratio.
+
+Views (direction from the target to the camera, Blender coordinates, Z up, front = -Y):
+    mm     (-48, -33, 43)  mm's default: from the upper left, in front (perspective)
+    front  (0, -1, 0)      the root's result face, i downward (orthographic)
+    top    (0, 0, 1)       from above, k running up the image (orthographic)
+    iso    (-1, -1, 1)     true isometric (orthographic)
+"""
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..errors import MMError
+
+VIEWS = {
+    "mm": ((-48.0, -33.0, 43.0), "PERSP"),
+    "front": ((0.0, -1.0, 0.0), "ORTHO"),
+    "top": ((0.0, 0.0, 1.0), "ORTHO"),
+    "iso": ((-1.0, -1.0, 1.0), "ORTHO"),
+}
+FIELD_OF_VIEW = math.radians(40.0)   # across the longer side of the frame
+MARGIN = 0.05                          # fraction of the frame left free on each side
+
+
+def check_view(view: str) -> str:
+    if view not in VIEWS:
+        raise MMError(f"unknown view {view!r}: expected one of {', '.join(VIEWS)}")
+    return view
+
+
+def view_basis(view: str) -> np.ndarray:
+    """Rows: camera right, up and backward (from the target towards the camera)."""
+    d = np.asarray(VIEWS[check_view(view)][0], dtype=np.float64)
+    z = d / np.linalg.norm(d)
+    up = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.999 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(up, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return np.stack([x, y, z])
+
+
+def corners(bounds_min, bounds_max) -> np.ndarray:
+    lo = np.asarray(bounds_min, dtype=np.float64)
+    hi = np.asarray(bounds_max, dtype=np.float64)
+    bits = np.array([[(c >> a) & 1 for a in range(3)] for c in range(8)], dtype=np.float64)
+    return lo + bits * (hi - lo)
+
+
+def _padded(points, pad) -> np.ndarray:
+    """Each point as the 8 corners of a cube of half-size pad around it."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    pad = np.broadcast_to(np.asarray(pad, dtype=np.float64), (len(points),))
+    signs = corners((-1, -1, -1), (1, 1, 1))
+    return (points[:, None, :] + signs[None] * pad[:, None, None]).reshape(-1, 3)
+
+
+MAX_LINE_POINTS = 4096
+
+
+def frame_points(plan) -> np.ndarray:
+    """Points whose hull holds everything drawn: each matrix's corner cells (padded by the
+    largest cell), triangle vertices, line ends and label boxes. Framing these instead of
+    the bounding box's corners keeps sparse layouts (crosses, chains) large in the frame;
+    anything inside the bounds is still inside their hull, so nothing is clipped."""
+    parts = []
+    for m in plan.matrices:
+        n = m.rows * m.cols
+        if n == 0:
+            continue
+        idx = np.unique([0, m.cols - 1, n - m.cols, n - 1])
+        sizes = np.asarray(m.sizes, dtype=np.float64)
+        half = float(np.nanmax(sizes)) / 2 if len(sizes) else 0.5
+        parts.append(_padded(np.asarray(m.positions)[idx], max(half, 0.5)))
+    for t in plan.triangles:
+        parts.append(np.asarray(t.vertices, dtype=np.float64).reshape(-1, 3))
+    for line in plan.lines:
+        ends = np.asarray(line.segments, dtype=np.float64).reshape(-1, 3)
+        if len(ends) > MAX_LINE_POINTS:
+            ends = corners(ends.min(axis=0), ends.max(axis=0))
+        parts.append(_padded(ends, line.thickness))
+    for label in plan.labels:
+        half = 0.5 * max(float(label.size), 0.6 * float(label.size) * len(label.text))
+        parts.append(_padded(np.asarray(label.position), half))
+    if not parts:
+        return corners(plan.bounds_min, plan.bounds_max)
+    pts = np.concatenate(parts)
+    return pts[np.isfinite(pts).all(axis=1)] if np.isfinite(pts).any() else \
+        corners(plan.bounds_min, plan.bounds_max)
+
+
+def _half_tans(aspect: float, angle: float) -> tuple[float, float]:
+    t = math.tan(angle / 2)
+    return (t, t / aspect) if aspect >= 1 else (t * aspect, t)
+
+
+def fit(points, *, view: str = "mm", aspect: float = 16 / 9,
+        angle: float = FIELD_OF_VIEW, margin: float = MARGIN) -> dict:
+    """Where the camera goes so every point is in frame: location, rotation matrix (3x3),
+    ortho scale or lens shift, clipping.
+
+    Perspective: the distance is the smallest for which all points fit once the frame is
+    centred with lens shift (bisection over a few hundred points: it costs nothing)."""
+    basis = view_basis(view)
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    target = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    local = (pts - target) @ basis.T                 # corner coords in the camera's axes
+    px, py, pz = local[:, 0], local[:, 1], local[:, 2]
+    radius = float(np.linalg.norm(local, axis=1).max()) or 1.0
+    fill = 1.0 - 2 * margin
+    kind = VIEWS[view][1]
+    if kind == "ORTHO":
+        w = px.max() - px.min()
+        h = py.max() - py.min()
+        target = (target + basis[0] * (px.max() + px.min()) / 2
+                  + basis[1] * (py.max() + py.min()) / 2)
+        scale = max(w, h * aspect) if aspect >= 1 else max(w / aspect, h)
+        scale = max(scale / fill, 1e-3)
+        distance = 2 * radius + 1.0
+        shift = (0.0, 0.0)
+    else:
+        tx, ty = _half_tans(aspect, angle)
+
+        def extents(dist):
+            depth = dist - pz
+            u = px / (depth * tx)
+            v = py / (depth * ty)
+            return u, v
+
+        def fits(dist):
+            u, v = extents(dist)
+            return (u.max() - u.min()) / 2 <= fill and (v.max() - v.min()) / 2 <= fill
+
+        near = pz.max() + 1e-3 * radius
+        # Far enough to fit unshifted: |p_x| <= tan * fill * depth on both axes.
+        far = float(max((np.abs(px) / (tx * fill) + pz).max(),
+                        (np.abs(py) / (ty * fill) + pz).max()))
+        far = max(far, near + 1e-3)
+        for _ in range(60):
+            mid = (near + far) / 2
+            if fits(mid):
+                far = mid
+            else:
+                near = mid
+        distance = far
+        u, v = extents(distance)
+        # Blender's shift is in units of the frame's longer side; u, v span -1..1 per half.
+        longer = max(aspect, 1.0)
+        shift_x = (u.max() + u.min()) / 2 * 0.5 * (aspect / longer)
+        shift_y = (v.max() + v.min()) / 2 * 0.5 * (1.0 / longer)
+        shift = (float(shift_x), float(shift_y))
+        scale = None
+    location = target + basis[2] * distance
+    nearest = distance - pz.max()
+    return {
+        "type": kind,
+        "location": tuple(float(c) for c in location),
+        "rotation": basis.T,                        # columns: camera X, Y, Z in world
+        "ortho_scale": scale,
+        "shift": shift,
+        "angle": angle,
+        "clip_start": float(max(min(0.1, nearest * 0.5), 1e-4)),
+        "clip_end": float((distance - pz.min()) * 1.5 + 10.0),
+        "target": tuple(float(c) for c in target),
+    }
+
+
+def apply_fit(cam_obj, f: dict) -> None:
+    cam = cam_obj.data
+    cam.type = f["type"]
+    cam.sensor_fit = "AUTO"
+    if f["type"] == "ORTHO":
+        cam.ortho_scale = f["ortho_scale"]
+    else:
+        cam.angle = f["angle"]
+    cam.shift_x, cam.shift_y = f["shift"]
+    cam.clip_start = f["clip_start"]
+    cam.clip_end = f["clip_end"]
+    rot = Matrix(np.asarray(f["rotation"]).tolist()).to_4x4()
+    rot.translation = f["location"]
+    cam_obj.matrix_world = rot
+
+
+def render_aspect(scene) -> float:
+    r = scene.render
+    return (r.resolution_x * r.pixel_aspect_x) / max(r.resolution_y * r.pixel_aspect_y, 1e-9)
+
+
+def camera_object(name: str, points, *, view: str, scene, collection):
+    """A camera framing `points` (see `frame_points`) for the scene's current aspect ratio.
+    The view and points are kept as custom properties (`mm_view`, `mm_frame_points`) so
+    `refit` can reframe for another resolution or view."""
+    cam = bpy.data.cameras.new(name)
+    obj = bpy.data.objects.new(name, cam)
+    collection.objects.link(obj)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    obj["mm_view"] = view
+    obj["mm_frame_points"] = points.ravel().tolist()
+    apply_fit(obj, fit(points, view=view, aspect=render_aspect(scene)))
+    return obj
+
+
+def refit(cam_obj, scene, view: str | None = None) -> bool:
+    """Reframe an mm camera for the scene's aspect ratio (or another view). False if the
+    camera wasn't made by `camera_object`."""
+    if cam_obj is None or "mm_frame_points" not in cam_obj:
+        return False
+    view = check_view(view or cam_obj.get("mm_view", "mm"))
+    cam_obj["mm_view"] = view
+    points = np.asarray(cam_obj["mm_frame_points"], dtype=np.float64).reshape(-1, 3)
+    apply_fit(cam_obj, fit(points, view=view, aspect=render_aspect(scene)))
+    return True
+
+
+def lights(name: str, look: str, bounds_min, bounds_max, *, collection) -> list:
+    """A sun from the upper left front. Dark: weak, just enough to shade the cells'
+    faces apart (emission carries the colour); paper: the key light over the world's soft
+    ambient, balanced so a lit face shows about its plan colour (not clipped pale)."""
+    light = bpy.data.lights.new(name, "SUN")
+    light.energy = 0.35 if look == "dark" else 0.7
+    light.angle = math.radians(10.0)
+    obj = bpy.data.objects.new(name, light)
+    direction = np.array([-0.45, -0.75, 1.0])      # towards the light
+    z = direction / np.linalg.norm(direction)
+    x = np.cross((0.0, 0.0, 1.0), z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    m = Matrix(np.stack([x, y, z], axis=1).tolist()).to_4x4()
+    m.translation = [float(v) for v in np.asarray(bounds_max, float)]
+    obj.matrix_world = m
+    collection.objects.link(obj)
+    return [obj]
