@@ -67,8 +67,11 @@ def build(source: str | Path | Spec, *, look: str | None = None, view: str | Non
     can fail on the user's input (values, shapes, files) fails before the scene is touched."""
     spec = load_spec(source)
     plan = plan_spec(spec, progress, allow_network=allow_network)
+    from .scene.animate import animate
     from .scene.build import build as build_plan
-    return build_plan(plan, look=look, view=view, progress=progress)
+    collection = build_plan(plan, look=look, view=view, progress=progress)
+    animate(plan, spec, collection)   # keyframes the sweep; adds nothing for static presets
+    return collection
 
 
 def save_blend(path: str | Path) -> Path:
@@ -92,5 +95,6 @@ def render_still(path: str | Path, **options) -> Path:
 
 
 def render_animation(path: str | Path, **options) -> Path:
+    """An MP4 (video=True) or a folder of PNG frames; frames default to the sweep's range."""
     from .render.render import render_animation as _render_animation
-    return _render_animation(check_writable(path), **options)
+    return _render_animation(Path(path), **options)

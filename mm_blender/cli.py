@@ -142,7 +142,13 @@ def cmd_render(args) -> int:
     frames = _frames(args.frames) if args.frames else None
     if args.samples < 1 or args.samples > 65536:
         raise MMError(f"invalid --samples {args.samples}: use 1 to 65536")
-    out = api.check_writable(args.out)
+    if frames and not args.video:   # a PNG sequence (or a chunk of one) into a folder
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise MMError(f"--frames writes a PNG sequence into a folder; '{out}' is a file")
+        api.check_writable((out if out.is_dir() else out.parent) / "frame_0001.png")
+    else:
+        out = api.check_writable(args.out)
     if args.video and out.suffix.lower() not in (".mp4",):
         raise MMError(f"--video writes H.264 MP4: give an output ending in .mp4, not '{out.name}'")
     progress = Progress(args.quiet)
@@ -209,7 +215,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("render", help="build a preset and render it with Cycles")
     scene_options(s)
-    s.add_argument("--out", required=True, help="output .png (or .mp4 with --video)")
+    s.add_argument("--out", required=True,
+                   help="output .png; .mp4 with --video; a folder with --frames")
     s.add_argument("--resolution", default="640x360")
     s.add_argument("--samples", type=int, default=16)
     s.add_argument("--engine", choices=["cycles", "eevee"], default="cycles")
