@@ -1,0 +1,232 @@
+"""The extension as users get it: `tools/build_extension.py` builds a zip that Blender's
+validator accepts and that holds no tests or caches; Blender installs it, the panel and
+operators register, a preset builds through the operator, and enabling/disabling three
+times leaves no classes, properties or handlers behind.
+
+Blender runs in a subprocess with its own BLENDER_USER_RESOURCES/EXTENSIONS and cache, and
+without this repository on sys.path, so only the installed copy can be imported."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "build_extension.py"
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
+                                reason="needs the bpy wheel")
+
+
+def _isolated_env(base: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MM_BLENDER_RUNTIME_DIR")}
+    for var, sub in (("BLENDER_USER_RESOURCES", "resources"),
+                     ("BLENDER_USER_EXTENSIONS", "extensions"),
+                     ("XDG_CACHE_HOME", "cache"), ("HOME", "home")):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(base / sub)
+    return env
+
+
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, str(TOOL), "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    zips = list(out.glob("*.zip"))
+    assert len(zips) == 1, zips
+    return zips[0]
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("build_extension", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_package_imports_itself_relatively():
+    """Installed, the package is `bl_ext.<repo>.mm_blender.mm_blender`: an absolute
+    `import mm_blender...` inside it fails with 'No module named mm_blender'."""
+    import re
+    pattern = re.compile(r"^\s*(from|import)\s+mm_blender\b", re.MULTILINE)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "mm_blender").rglob("*.py")
+                 if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == [], f"use relative imports (from ..x import y) in: {offenders}"
+
+
+def test_zip_is_valid_and_holds_only_what_users_need(built_zip):
+    assert built_zip.name == "mm_blender-0.1.0.zip"
+    tool = _load_tool()
+    tool.run_blender_ext(["validate", str(built_zip)])          # Blender's own validator
+    with zipfile.ZipFile(built_zip) as zf:
+        names = zf.namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert "mm_blender/ui/panel.py" in names
+    assert any(n.startswith("presets/") and n.endswith(".toml") for n in names)
+    assert any(n.startswith("render_jobs/") for n in names)   # users run these with -b -P
+    for bad in ("tests/", "docs/", "tools/", "bench/", ".venv/", ".git", "__pycache__",
+                ".pytest_cache", ".hypothesis", ".ci/", "dist/", "out/"):
+        assert not [n for n in names if n.startswith(bad) or f"/{bad}" in n], bad
+    for bad in ("Makefile", "pyproject.toml", "requirements.txt", "requirements-models.txt"):
+        assert bad not in names
+    assert not [n for n in names if n.endswith((".pyc", ".blend1", ".whl")) or "numpy/" in n]
+
+
+def test_manifest_rules_the_validator_does_not_check():
+    tool = _load_tool()
+    good = {"license": ["SPDX:GPL-3.0-or-later"], "blender_version_min": "4.2.0",
+            "permissions": {"files": "Read matrix data"}, "tagline": "Matrices as scenes",
+            "version": "0.1.0"}
+    assert tool.check_manifest(good, "0.1.0") == []
+    bad = {**good, "license": ["GPL-3.0-or-later", "SPDX:CC-BY-NC-4.0"],
+           "blender_version_min": "4.1.0",
+           "permissions": {"files": "", "network": "Downloads things."},
+           "tagline": "x" * 70 + "."}
+    problems = "\n".join(tool.check_manifest(bad, "0.2.0"))
+    for expected in ("must be an SPDX identifier", "not known to be compatible", "4.1.0",
+                     "permissions.files", "permissions.network", "tagline", "version"):
+        assert expected in problems, (expected, problems)
+
+
+def test_build_fails_clearly_on_a_bad_manifest(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "__init__.py").write_text("def register(): pass\ndef unregister(): pass\n")
+    manifest = (ROOT / "blender_manifest.toml").read_text()
+    (src / "blender_manifest.toml").write_text(
+        manifest.replace('blender_version_min = "4.2.0"', 'blender_version_min = "4.1.0"'))
+    proc = subprocess.run([sys.executable, str(TOOL), "--source", str(src), "--out",
+                           str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "blender_version_min" in proc.stderr and "4.1.0" in proc.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.zip"))
+
+
+INSTALL_SCRIPT = textwrap.dedent(r'''
+    import json, sys
+    import bpy, addon_utils
+
+    zip_path, result_path = sys.argv[1], sys.argv[2]
+    MODULE = "bl_ext.user_default.mm_blender"
+    out = {}
+
+    def handler_counts():
+        return {name: len(getattr(bpy.app.handlers, name)) for name in dir(bpy.app.handlers)
+                if not name.startswith("_") and hasattr(getattr(bpy.app.handlers, name), "append")}
+
+    def mm_types():
+        return sorted(n for n in dir(bpy.types) if n.startswith(("MM_PT_", "MM_OT_", "MM_UL_", "MM_PG_")))
+
+    import importlib.util
+    out["repo_on_path"] = importlib.util.find_spec("mm_blender") is not None
+    handlers_before = handler_counts()
+    out["types_before"] = mm_types()
+    res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                                   enable_on_install=True)
+    out["install"] = sorted(res)
+    module = sys.modules.get(MODULE)
+    out["module_loaded"] = module is not None
+    out["module_file"] = getattr(module, "__file__", "")
+    out["types_installed"] = mm_types()
+    out["scene_prop"] = hasattr(bpy.types.Scene, "mm_blender")
+    out["ops"] = [hasattr(bpy.types, "MM_OT_" + op) for op in
+                  ("build", "clear", "render_still", "render_animation", "frame_camera",
+                   "load_preset", "import_link", "save_preset", "delete_preset")]
+
+    import importlib
+    ui_presets = importlib.import_module(MODULE + ".mm_blender.ui.presets")
+    core_presets = importlib.import_module(MODULE + ".mm_blender.core.presets")
+    infos = ui_presets.builtin()
+    out["presets"] = [(p.name, p.group, bool(p.description)) for p in infos]
+    out["preset_items"] = len(ui_presets.enum_items())
+    sizes = sorted((core_presets.load(p.name).cell_count(), p.name) for p in infos)
+    name = sizes[0][1]
+    out["built_preset"] = name
+
+    before = len(bpy.data.objects)
+    out["load"] = sorted(bpy.ops.mm.load_preset(name=name))
+    out["build"] = sorted(bpy.ops.mm.build())
+    out["objects_added"] = len(bpy.data.objects) - before
+    out["matrices"] = sorted(o["mm_name"] for o in bpy.data.objects if "mm_name" in o)
+    out["save"] = sorted(bpy.ops.mm.save_preset(name="my_preset"))
+    out["user_dir"] = str(ui_presets.user_dir())
+    out["user_presets"] = [p.name for p in ui_presets.user_presets()]
+    out["clear"] = sorted(bpy.ops.mm.clear())
+    out["objects_after_clear"] = len(bpy.data.objects) - before
+
+    cycles = []
+    for _ in range(3):
+        addon_utils.disable(MODULE, default_set=True)
+        cycles.append({"types": mm_types(), "scene_prop": hasattr(bpy.types.Scene, "mm_blender"),
+                       "handlers_same": handler_counts() == handlers_before})
+        addon_utils.enable(MODULE, default_set=True)
+        cycles[-1]["re_enabled"] = hasattr(bpy.types, "MM_PT_main") and hasattr(bpy.types.Scene, "mm_blender")
+    out["cycles"] = cycles
+
+    addon_utils.disable(MODULE, default_set=True)
+    repos = [r.module for r in bpy.context.preferences.extensions.repos]
+    res = bpy.ops.extensions.package_uninstall(repo_index=repos.index("user_default"),
+                                               pkg_id="mm_blender")
+    out["uninstall"] = sorted(res)
+    out["types_after"] = mm_types()
+    out["scene_prop_after"] = hasattr(bpy.types.Scene, "mm_blender")
+    out["handlers_same_after"] = handler_counts() == handlers_before
+    json.dump(out, open(result_path, "w"))
+''')
+
+
+def test_install_build_uninstall_in_blender(built_zip, tmp_path):
+    script = tmp_path / "install.py"
+    script.write_text(INSTALL_SCRIPT)
+    result = tmp_path / "result.json"
+    env = _isolated_env(tmp_path / "blender")
+    proc = subprocess.run([sys.executable, str(script), str(built_zip), str(result)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 0 and result.is_file(), proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = json.loads(result.read_text())
+
+    assert out["repo_on_path"] is False
+    assert out["types_before"] == []
+    assert out["install"] == ["FINISHED"]
+    assert out["module_loaded"], proc.stderr[-4000:]
+    assert out["module_file"].startswith(env["BLENDER_USER_EXTENSIONS"])   # the installed copy
+    assert "MM_PT_main" in out["types_installed"]
+    assert {"MM_PT_matrices", "MM_PT_layout", "MM_PT_partition", "MM_PT_animation",
+            "MM_PT_look", "MM_PT_render", "MM_UL_nodes"} <= set(out["types_installed"])
+    assert out["scene_prop"] is True
+    assert all(out["ops"])
+
+    groups = {group for _, group, _ in out["presets"]}
+    assert len(out["presets"]) >= 1 and all(described for *_, described in out["presets"])
+    assert groups <= {"single", "expressions", "partitions", "attention", "lora", "other"}
+    assert out["preset_items"] >= len(out["presets"]) + len(groups)
+
+    assert out["load"] == ["FINISHED"] and out["build"] == ["FINISHED"], out
+    assert out["objects_added"] > 0
+    assert len(out["matrices"]) >= 3          # two arguments and a result at least
+    assert out["clear"] == ["FINISHED"] and out["objects_after_clear"] == 0
+    assert out["save"] == ["FINISHED"] and out["user_presets"] == ["my_preset"]
+    user_dir = Path(env["BLENDER_USER_EXTENSIONS"]) / ".user" / "user_default" / "mm_blender"
+    assert Path(out["user_dir"]) == user_dir / "presets"   # kept across upgrades
+
+    assert len(out["cycles"]) == 3
+    for cycle in out["cycles"]:
+        assert cycle["types"] == [], cycle
+        assert cycle["scene_prop"] is False
+        assert cycle["handlers_same"] is True
+        assert cycle["re_enabled"] is True
+
+    assert out["uninstall"] == ["FINISHED"]
+    assert out["types_after"] == [] and out["scene_prop_after"] is False
+    assert out["handlers_same_after"] is True
+    installed = Path(env["BLENDER_USER_EXTENSIONS"]) / "user_default" / "mm_blender"
+    assert not installed.exists()
