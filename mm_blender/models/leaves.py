@@ -3,7 +3,10 @@ layer, head and text; leaves are matched to the head's matrices by name.
 
 Leaf names (an optional `_suffix` is allowed, e.g. `wQ_5_4`, `input_0_5`):
     input, input_t, query (the last token's row of input), wQ, wK_t, wV, wO,
-    and, to draw them as given matrices, Q, K_t, V, attn.
+    to draw them as given matrices, Q, K_t, V, attn,
+    and low-rank factors of the real weights, wQ_A @ wQ_B (likewise wK_t, wV, wO): the best
+    rank-r approximation (truncated SVD, r = the declared inner size), split as
+    U_r sqrt(S_r) and sqrt(S_r) V_r^T. This is the structure LoRA adapters have.
 Biases are drawn, not dropped: when a preset declares `input` one column wider than the
 model (d + 1), that column is all ones and each weight matrix gets one more row holding its
 bias, so `input @ wQ` is exactly the model's `input @ W_q + b_q`.
@@ -20,7 +23,8 @@ from ..errors import MMError
 from .capture import FORMAT_VERSION, Capture, capture_head
 
 # longest first, so `input_t_0_5` is input_t and not input
-ROLES = ("input_t", "input", "query", "wK_t", "wQ", "wV", "wO", "K_t", "Q", "V", "attn")
+ROLES = ("wK_t_A", "wK_t_B", "wQ_A", "wQ_B", "wV_A", "wV_B", "wO_A", "wO_B",
+         "input_t", "input", "query", "wK_t", "wQ", "wV", "wO", "K_t", "Q", "V", "attn")
 
 
 def role_of(name: str) -> str | None:
@@ -101,6 +105,32 @@ def head_arrays(cap: Capture, bias: bool) -> dict[str, np.ndarray]:
     }
 
 
+def low_rank(w: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) with A @ B the best rank-`rank` approximation of w (Eckart-Young)."""
+    u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    root = np.sqrt(s[:rank])
+    return ((u[:, :rank] * root).astype(np.float32), (root[:, None] * vt[:rank]).astype(np.float32))
+
+
+def _add_factors(arrays: dict, model_leaves, origin: str) -> None:
+    """wX_A / wX_B factors for the ranks the preset declares."""
+    for base in ("wQ", "wK_t", "wV", "wO"):
+        a = [leaf for leaf in model_leaves if role_of(leaf.name) == base + "_A"]
+        b = [leaf for leaf in model_leaves if role_of(leaf.name) == base + "_B"]
+        if not a and not b:
+            continue
+        ranks = {leaf.w for leaf in a} | {leaf.h for leaf in b}
+        if len(ranks) != 1:
+            raise MMError(f"{origin}: the factors of {base} declare different ranks "
+                          f"({', '.join(str(r) for r in sorted(ranks))})")
+        rank = ranks.pop()
+        w = arrays[base]
+        if rank > min(w.shape):
+            raise MMError(f"{origin}: rank {rank} for {base}_A @ {base}_B is more than "
+                          f"{base}'s {w.shape[0]}x{w.shape[1]} can have")
+        arrays[base + "_A"], arrays[base + "_B"] = low_rank(w, rank)
+
+
 def capture_leaves(spec, progress=None, capture: Capture | None = None) -> dict[str, np.ndarray]:
     """Arrays for every leaf of a [model] spec whose name has a role; shapes must match."""
     cap = capture or load_capture(spec, progress)
@@ -111,6 +141,7 @@ def capture_leaves(spec, progress=None, capture: Capture | None = None) -> dict[
     widths |= {leaf.h for leaf in model_leaves if role_of(leaf.name) in ("wQ", "wV")}
     bias = (d + 1) in widths
     arrays = head_arrays(cap, bias)
+    _add_factors(arrays, model_leaves, spec.origin)
     out = {}
     for leaf in spec.leaves.values():
         if leaf.init != "model":

@@ -124,3 +124,25 @@ def test_saved_capture_file_is_used(tmp_path):
     spec2 = specmod.load_toml(alt)
     leaves = capture_leaves(spec2)
     np.testing.assert_array_equal(leaves["input"], cap.input)
+
+
+def test_lora_presets_are_real_low_rank_factors():
+    for name, rank in (("lora_single", 4), ("lora_head", 8)):
+        spec = api.load_spec(name)
+        cap = load_capture(spec)
+        _, r = _results(spec, cap)
+        wq = r["wQ"].astype(np.float64)
+        assert np.linalg.matrix_rank(wq, tol=1e-4) == rank
+        # Eckart-Young: the error of the best rank-r approximation is the tail of the spectrum
+        s = np.linalg.svd(cap.wQ.astype(np.float64), compute_uv=False)
+        np.testing.assert_allclose(np.linalg.norm(wq - cap.wQ), np.sqrt((s[rank:] ** 2).sum()),
+                                   rtol=1e-4)
+
+
+def test_lora_factor_ranks_must_agree(tmp_path):
+    text = Path(api.load_spec("lora_single").origin).read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("h = 4\nw = 64", "h = 5\nw = 64").replace(
+        'expr = "wQ = wQ_A @ wQ_B"', 'expr = "wQ = wQ_A @ wQ_B"'))
+    with pytest.raises(MMError):
+        specmod.load_toml(bad)   # 576x4 @ 5x64 is a shape mismatch, caught before any data
