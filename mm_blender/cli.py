@@ -151,6 +151,9 @@ def cmd_render(args) -> int:
         out = api.check_writable(args.out)
     if args.video and out.suffix.lower() not in (".mp4",):
         raise MMError(f"--video writes H.264 MP4: give an output ending in .mp4, not '{out.name}'")
+    if args.video and (resolution[0] % 2 or resolution[1] % 2):   # before the build, not after
+        raise MMError(f"invalid resolution {args.resolution!r}: H.264 video needs an even "
+                      "width and height")
     progress = Progress(args.quiet)
     _prepare_bpy()
     api.reset_file()

@@ -14,6 +14,7 @@ mm = _bootstrap.import_mm_blender()
 from importlib import import_module  # noqa: E402
 
 gallery = import_module(mm.__name__ + ".render.gallery")
+MMError = import_module(mm.__name__ + ".errors").MMError
 
 
 def main(argv):
@@ -38,4 +39,8 @@ def main(argv):
     return 2 if failed else 0
 
 
-sys.exit(main(_bootstrap.job_args()))
+try:
+    sys.exit(main(_bootstrap.job_args()))
+except MMError as e:   # a user error (unknown preset, bad resolution, ...): one line, exit 2
+    print(f"render_all.py: error: {e}", file=sys.stderr)
+    sys.exit(2)

@@ -106,6 +106,10 @@ class LabelPlan:
     position: np.ndarray     # (3,) centre of the text
     size: float              # text height in scene units
     kind: str                # "name" | "shape"
+    # For labels drawn on a face (matrix names, as mm draws them): the face's column and row
+    # directions; the scene lays the text in that plane, on the side the camera sees.
+    # Empty: the text faces the camera.
+    face_axes: tuple = ()
 
 
 @dataclass
@@ -122,6 +126,7 @@ class ScenePlan:
     background: str = "dark"
     view: str = "mm"
     title: str = ""          # the expression
+    camera_direction: tuple = ()   # preset's own "mm" view direction (target -> camera)
 
     def cell_count(self) -> int:
         return int(sum(m.rows * m.cols for m in self.matrices))

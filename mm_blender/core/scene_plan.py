@@ -169,24 +169,20 @@ def labels(spec: Spec, layout: Layout, keys) -> list[LabelPlan]:
     out: list[LabelPlan] = []
     if size <= 0:
         return out
-    cube_of = {c.path: c for c in layout.cubes}
     for m in layout.mats:
         ext = m.extent()
         base = size * np.cbrt(m.rows * m.cols) / 10
         name = m.node.name
         name_size = base * min(1.0, 8 / max(1, len(name)))
         centre_local = np.array([ext[0] / 2, ext[1] / 2, 0.0])
-        # push the name off the face, away from the cube the face belongs to
-        owner = cube_of.get(m.path if m.role == "result" else m.path[:-1])
-        normal = m.world.vec([0, 0, 1])
+        # the name lies on the face itself, at its centre (as mm draws it); the scene puts it
+        # just off the cells on the side the camera sees
         centre_world = m.world.apply(centre_local[None])[0]
-        if owner is not None:
-            cube_centre = owner.world.apply((owner.extent() / 2)[None])[0]
-            if np.dot(normal, centre_world - cube_centre) < 0:
-                normal = -normal
-        pos = centre_world + normal * max(1.0, name_size)
         key = keys[(m.path, m.role)]
-        out.append(LabelPlan(f"{key}.name", name, layout.to_blender(pos[None])[0], name_size, "name"))
+        axes = (tuple(layout.to_blender_vec(m.world.vec([1, 0, 0]))),
+                tuple(layout.to_blender_vec(m.world.vec([0, 1, 0]))))
+        out.append(LabelPlan(f"{key}.name", name, layout.to_blender(centre_world[None])[0],
+                             name_size, "name", face_axes=axes))
         if spec.deco.shape_labels and m.shape_info is not None:
             th = base / 2.5
             (hname, hplace), (wname, wplace) = m.shape_info
@@ -225,7 +221,8 @@ def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> Scene
         bounds_min=allp.min(axis=0).astype(np.float32),
         bounds_max=allp.max(axis=0).astype(np.float32),
         cell_shape=spec.viz.cell_shape, background=spec.look.background,
-        view=spec.look.view, title=spec.expr)
+        view=spec.look.view, title=spec.expr,
+        camera_direction=tuple(float(c) for c in spec.look.camera))
 
 
 def plan_from_spec(spec: Spec, overrides=None, allow_network: bool = True) -> ScenePlan:

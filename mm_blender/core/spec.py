@@ -147,6 +147,10 @@ class DecoSpec:
 class LookSpec:
     background: str = "dark"
     view: str = "mm"
+    # direction from the scene's centre to the camera for the "mm" view, in Blender axes
+    # (X right, Y into the screen, Z up); empty: mm's default (-1, -1, 1). Presets made from
+    # the article keep its viewpoint here.
+    camera: list = field(default_factory=list)
 
 
 @dataclass
@@ -234,6 +238,11 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise MMError(f"{where}: expected a string, got {value!r}")
         return value
+    if typ in ("list", list):   # a direction: three numbers
+        if (not isinstance(value, list) or len(value) not in (0, 3)
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
+            raise MMError(f"{where}: expected three numbers like [-1, -1, 1], got {value!r}")
+        return [float(v) for v in value]
     raise AssertionError(typ)
 
 
@@ -364,6 +373,8 @@ def validate(spec: Spec) -> None:
     _range(V.elem_scale, 0.01, 10, f"{o}: viz.elem_scale")
     _check_choice(spec.look.background, LOOKS, f"{o}: look.background")
     _check_choice(spec.look.view, VIEWS, f"{o}: look.view")
+    if spec.look.camera and not any(spec.look.camera):
+        raise MMError(f"{o}: look.camera: [0, 0, 0] is not a direction")
     for leaf in spec.leaves.values():
         where = f"{o}: [matrix.{leaf.name}]"
         _check_choice(leaf.init, leaf_inits(), f"{where}.init")

@@ -401,8 +401,9 @@ class _Importer:
     def run(self, name: str) -> tuple[dict, list[str]]:
         p = self.params
         self.unknown_keys(p, _ROOT_KEYS | _SILENT_KEYS | _STALE_LEAF_KEYS, "the root")
-        if "cam" in p:
-            self.drop("cam: mm's camera position is not kept (we frame our own camera)")
+        camera = camera_direction(p.get("cam"))
+        if "cam" in p and camera is None:
+            self.drop("cam: not a camera position (x, y, z numbers); mm's default view is used")
 
         layout = self.read_layout()
         blocks = self.read_blocks()
@@ -439,6 +440,8 @@ class _Importer:
         data["anim"] = anim
         data["viz"] = viz
         data["deco"] = deco
+        if camera is not None:
+            data["look"] = {"camera": camera}
         data["matrix"] = self.leaves
         matmuls = {k: v for k, v in self.matmuls.items() if v}
         if matmuls:
@@ -930,13 +933,37 @@ def dataclass_placement(p: specmod.Placement) -> dict:
             "right_placement": p.right_placement, "result_placement": p.result_placement}
 
 
+def camera_direction(cam) -> list[float] | None:
+    """mm's camera (three.js world: y up, z toward the viewer, the scene turned over x) as
+    our look.camera: the direction from the target to the camera in Blender's axes. The
+    distance is not kept: we frame the camera to fit the picture."""
+    if not isinstance(cam, dict):
+        return None
+    try:
+        pos = [float(cam[a]) for a in "xyz"]
+        t = cam.get("target") or {}
+        target = [float(t.get(a, 0.0)) for a in "xyz"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    d = [pos[0] - target[0], -(pos[2] - target[2]), pos[1] - target[1]]
+    norm = math.sqrt(sum(c * c for c in d))
+    if not math.isfinite(norm) or norm == 0:
+        return None
+    return [round(c / norm, 4) for c in d]
+
+
 def _camera(spec: specmod.Spec) -> dict:
-    """A camera like mm's default (-1.5, 1.5, 1.5) x size, scaled to the scene's extent."""
+    """The preset's viewpoint (look.camera) or mm's default (-1.5, 1.5, 1.5), at a distance
+    scaled to the scene's extent."""
     extent = 0
     for node in exprmod.matmuls(spec.tree):
         extent += spec.shape(node.left)[1]
     h, w = spec.shape(spec.tree)
     size = max(32.0, (h + w + extent) / 3 * 1.2)
+    if len(spec.look.camera) == 3:
+        dx, dy, dz = spec.look.camera
+        scale = 1.5 * size * math.sqrt(3) / (math.sqrt(dx * dx + dy * dy + dz * dz) or 1.0)
+        return {"x": dx * scale, "y": dz * scale, "z": -dy * scale}
     return {"x": -1.5 * size, "y": 1.5 * size, "z": 1.5 * size}
 
 

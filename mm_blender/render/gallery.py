@@ -1,6 +1,7 @@
 """Render many presets in one process and write the README gallery from the results."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -29,11 +30,19 @@ def render_presets(out_dir: Path, *, static_only: bool = False, only=None,
     from ..cli import _resolution
     from ..core.presets import list_presets
 
+    presets = list_presets()
+    if only is not None:   # a misspelt name is an error, not a preset silently skipped
+        known = {p.name for p in presets}
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise MMError(f"unknown preset{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))}; run 'python -m mm_blender "
+                          "presets' to list them")
     bpy_env.prepare()
     res = _resolution(resolution)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    infos = [p for p in list_presets() if only is None or p.name in only]
+    infos = [p for p in presets if only is None or p.name in only]
     for n, info in enumerate(infos):
         start = time.perf_counter()
         try:
@@ -54,6 +63,14 @@ def render_presets(out_dir: Path, *, static_only: bool = False, only=None,
     return results
 
 
+def _link(image: Path, readme: Path) -> str:
+    # relative to the README's folder, so the links work wherever the README is read
+    try:
+        return Path(os.path.relpath(image.resolve(), readme.resolve().parent)).as_posix()
+    except ValueError:   # Windows: another drive has no relative path
+        return image.resolve().as_posix()
+
+
 def write_gallery(readme: Path, results: list[Rendered], image_dir: Path, columns: int = 3) -> None:
     """Replace the README's gallery section (between the gallery markers) with a table."""
     text = readme.read_text(encoding="utf-8")
@@ -64,7 +81,7 @@ def write_gallery(readme: Path, results: list[Rendered], image_dir: Path, column
     for start in range(0, len(ok), columns):
         chunk = ok[start:start + columns]
         rows.append("| " + " | ".join(
-            f"![{r.name}]({(image_dir / r.image.name).as_posix()})" for r in chunk) + " |")
+            f"![{r.name}]({_link(image_dir / r.image.name, readme)})" for r in chunk) + " |")
         rows.append("| " + " | ".join(f"**{r.name}** — {r.description}" for r in chunk) + " |")
     header = "| " + " | ".join([" "] * columns) + " |\n|" + "---|" * columns
     body = header + "\n" + "\n".join(rows) if rows else "(no pictures yet)"

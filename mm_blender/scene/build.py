@@ -171,7 +171,8 @@ def build(plan: ScenePlan, *, look: str | None = None, view: str | None = None,
 
         name = object_name(plan.name, "camera")
         cam = tag(cameramod.camera_object(name, cameramod.frame_points(plan), view=view,
-                                          scene=scene, collection=coll), name)
+                                          scene=scene, collection=coll,
+                                          direction=plan.camera_direction), name)
         name = object_name(plan.name, "sun")
         for n, obj in enumerate(cameramod.lights(name, look, plan.bounds_min, plan.bounds_max,
                                                  collection=coll)):

@@ -3,7 +3,8 @@ everything drawn (the hull of `frame_points`, which holds the plan's bounds' con
 inside the frame for the render's aspect ratio.
 
 Views (direction from the target to the camera, Blender coordinates, Z up, front = -Y):
-    mm     (-48, -33, 43)  mm's default: from the upper left, in front (perspective)
+    mm     (-1, -1, 1)     mm's default camera (perspective, mm's 45 degree field of view);
+                           a preset's look.camera (the article's own viewpoint) replaces it
     front  (0, -1, 0)      the root's result face, i downward (orthographic)
     top    (0, 0, 1)       from above, k running up the image (orthographic)
     iso    (-1, -1, 1)     true isometric (orthographic)
@@ -19,12 +20,12 @@ from mathutils import Matrix
 from ..errors import MMError
 
 VIEWS = {
-    "mm": ((-48.0, -33.0, 43.0), "PERSP"),
+    "mm": ((-1.0, -1.0, 1.0), "PERSP"),
     "front": ((0.0, -1.0, 0.0), "ORTHO"),
     "top": ((0.0, 0.0, 1.0), "ORTHO"),
     "iso": ((-1.0, -1.0, 1.0), "ORTHO"),
 }
-FIELD_OF_VIEW = math.radians(40.0)   # across the longer side of the frame
+MM_VERTICAL_FOV = math.radians(45.0)  # mm's three.js camera: 45 degrees vertical (landscape)
 MARGIN = 0.05                          # fraction of the frame left free on each side
 
 
@@ -34,9 +35,20 @@ def check_view(view: str) -> str:
     return view
 
 
-def view_basis(view: str) -> np.ndarray:
-    """Rows: camera right, up and backward (from the target towards the camera)."""
+def field_of_view(aspect: float) -> float:
+    """mm's field of view as Blender's angle across the frame's longer side."""
+    if aspect >= 1:
+        return 2 * math.atan(math.tan(MM_VERTICAL_FOV / 2) * aspect)
+    return min(math.radians(120.0), MM_VERTICAL_FOV / aspect)
+
+
+def view_basis(view: str, direction=None) -> np.ndarray:
+    """Rows: camera right, up and backward (from the target towards the camera). A preset's
+    own `direction` (look.camera) replaces the "mm" view's default."""
     d = np.asarray(VIEWS[check_view(view)][0], dtype=np.float64)
+    if view == "mm" and direction is not None and len(direction) == 3 \
+            and np.linalg.norm(direction) > 0:
+        d = np.asarray(direction, dtype=np.float64)
     z = d / np.linalg.norm(d)
     up = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.999 else np.array([0.0, 1.0, 0.0])
     x = np.cross(up, z)
@@ -99,14 +111,15 @@ def _half_tans(aspect: float, angle: float) -> tuple[float, float]:
     return (t, t / aspect) if aspect >= 1 else (t * aspect, t)
 
 
-def fit(points, *, view: str = "mm", aspect: float = 16 / 9,
-        angle: float = FIELD_OF_VIEW, margin: float = MARGIN) -> dict:
+def fit(points, *, view: str = "mm", aspect: float = 16 / 9, angle: float | None = None,
+        margin: float = MARGIN, direction=None) -> dict:
     """Where the camera goes so every point is in frame: location, rotation matrix (3x3),
     ortho scale or lens shift, clipping.
 
     Perspective: the distance is the smallest for which all points fit once the frame is
     centred with lens shift (bisection over a few hundred points: it costs nothing)."""
-    basis = view_basis(view)
+    basis = view_basis(view, direction)
+    angle = field_of_view(aspect) if angle is None else angle
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     target = (pts.min(axis=0) + pts.max(axis=0)) / 2
     local = (pts - target) @ basis.T                 # corner coords in the camera's axes
@@ -191,7 +204,7 @@ def render_aspect(scene) -> float:
     return (r.resolution_x * r.pixel_aspect_x) / max(r.resolution_y * r.pixel_aspect_y, 1e-9)
 
 
-def camera_object(name: str, points, *, view: str, scene, collection):
+def camera_object(name: str, points, *, view: str, scene, collection, direction=None):
     """A camera framing `points` (see `frame_points`) for the scene's current aspect ratio.
     The view and points are kept as custom properties (`mm_view`, `mm_frame_points`) so
     `refit` can reframe for another resolution or view."""
@@ -201,7 +214,9 @@ def camera_object(name: str, points, *, view: str, scene, collection):
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     obj["mm_view"] = view
     obj["mm_frame_points"] = points.ravel().tolist()
-    apply_fit(obj, fit(points, view=view, aspect=render_aspect(scene)))
+    if direction is not None and len(direction) == 3:
+        obj["mm_direction"] = [float(c) for c in direction]
+    apply_fit(obj, fit(points, view=view, aspect=render_aspect(scene), direction=direction))
     return obj
 
 
@@ -213,7 +228,8 @@ def refit(cam_obj, scene, view: str | None = None) -> bool:
     view = check_view(view or cam_obj.get("mm_view", "mm"))
     cam_obj["mm_view"] = view
     points = np.asarray(cam_obj["mm_frame_points"], dtype=np.float64).reshape(-1, 3)
-    apply_fit(cam_obj, fit(points, view=view, aspect=render_aspect(scene)))
+    direction = list(cam_obj["mm_direction"]) if "mm_direction" in cam_obj else None
+    apply_fit(cam_obj, fit(points, view=view, aspect=render_aspect(scene), direction=direction))
     return True
 
 

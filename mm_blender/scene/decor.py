@@ -7,6 +7,7 @@ Rotation constraint.
 from __future__ import annotations
 
 import bpy
+from mathutils import Matrix
 import numpy as np
 
 from ..core.plan import LabelPlan, LinePlan, TrianglePlan
@@ -85,8 +86,30 @@ def triangles_object(name: str, triangles: list[TrianglePlan], *, material, coll
     return obj
 
 
+FACE_LABEL_LIFT = 0.6   # how far a face label sits off its face (cells reach at most 0.475)
+
+
+def face_label_matrix(label: LabelPlan, camera) -> np.ndarray:
+    """Columns right, up, normal for text lying on the label's face: the normal points to the
+    camera's side of the face and `up` is the face direction closest to the camera's up, so
+    the text reads upright and unmirrored from the camera."""
+    cam = np.array(camera.matrix_world.to_3x3())
+    toward_camera, cam_up = cam[:, 2], cam[:, 1]
+    a, b = (np.asarray(v, dtype=np.float64) for v in label.face_axes)
+    normal = np.cross(a, b)
+    normal /= np.linalg.norm(normal) or 1.0
+    if np.dot(normal, toward_camera) < 0:
+        normal = -normal
+    candidates = [a, -a, b, -b]
+    up = max(candidates, key=lambda u: float(np.dot(u, cam_up)))
+    up = up / (np.linalg.norm(up) or 1.0)
+    right = np.cross(up, normal)
+    return np.stack([right, up, normal], axis=1)
+
+
 def label_object(name: str, label: LabelPlan, *, material, camera, collection):
-    """A flat text object centred on the label's position, turned to face the camera."""
+    """A flat text object centred on the label's position: lying on its face (names, as mm
+    draws them) on the side the camera sees, or turned to face the camera (shape labels)."""
     curve = bpy.data.curves.new(name, "FONT")
     curve.body = label.text
     curve.size = float(label.size)
@@ -97,7 +120,11 @@ def label_object(name: str, label: LabelPlan, *, material, camera, collection):
     position = np.asarray(label.position, dtype=np.float64)
     obj.visible_shadow = False
     obj["mm_label_kind"] = label.kind
-    if camera is not None:
+    if camera is not None and len(label.face_axes) == 2:
+        m = face_label_matrix(label, camera)
+        obj.matrix_world = Matrix(m.tolist()).to_4x4()
+        position = position + m[:, 2] * FACE_LABEL_LIFT
+    elif camera is not None:
         # Native, no handlers: the text keeps the camera's orientation (screen-aligned).
         obj.rotation_euler = camera.matrix_world.to_euler("XYZ")
         c = obj.constraints.new("COPY_ROTATION")

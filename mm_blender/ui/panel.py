@@ -211,6 +211,7 @@ class MM_PT_look(_MMPanel, bpy.types.Panel):
         layout.use_property_split = True
         layout.prop(settings.look, "background")
         layout.prop(settings.look, "view")
+        layout.prop(settings.look, "camera")
         viz = settings.viz
         layout.prop(viz, "cell_shape")
         layout.prop(viz, "colormap")

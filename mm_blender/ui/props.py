@@ -10,6 +10,7 @@ import struct
 
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
+                       FloatVectorProperty,
                        IntProperty, PointerProperty, StringProperty)
 
 from ..core import expr as exprmod
@@ -210,6 +211,11 @@ class MM_PG_deco(bpy.types.PropertyGroup):
 
 class MM_PG_look(bpy.types.PropertyGroup):
     background: _enum(_Look, "background", "Background", specmod.LOOKS)
+    # look.camera as a vector; (0, 0, 0) stands for [] (mm's default viewpoint)
+    camera: FloatVectorProperty(name="Camera Direction", size=3, default=(0.0, 0.0, 0.0),
+                                description="The mm view's direction from the scene's centre "
+                                "to the camera (X right, Y into the screen, Z up); 0, 0, 0: "
+                                "mm's default")
     view: _enum(_Look, "view", "View", specmod.VIEWS, "", {
         "mm": "mm's default: from the upper left, in front", "front": "The result face",
         "top": "From above", "iso": "True isometric"})
@@ -401,8 +407,15 @@ def _single(value: float) -> float:
     return struct.unpack("<f", struct.pack("<f", float(value)))[0]
 
 
+def _field_default(field):
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
 def _get(group, field, key, exact):
     value = getattr(group, field.name)
+    if isinstance(_field_default(field), list):       # a direction vector; zeros mean []
+        vec = [as_float(c) for c in value]
+        return vec if any(vec) else []
     if isinstance(value, float):
         original = exact.get(key)
         if original is not None and _single(original) == value:
@@ -424,12 +437,14 @@ def _table(group, cls, where, exact, *, skip=(), always=()) -> dict:
         if f.name in skip:
             continue
         value = _get(group, f, f"{where}.{f.name}", exact)
-        if f.name in always or not _same(value, f.default):
+        if f.name in always or not _same(value, _field_default(f)):
             out[f.name] = value
     return out
 
 
 def _set(group, key, value, where, exact=None):
+    if isinstance(value, list):                        # a direction vector; [] means zeros
+        value = tuple(value) if value else (0.0, 0.0, 0.0)
     try:
         setattr(group, key, value)
     except (TypeError, ValueError, AttributeError) as e:

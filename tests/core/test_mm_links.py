@@ -8,6 +8,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mm_blender.core import expr as exprmod
@@ -212,7 +213,11 @@ def test_article_example_imports(label, form):
     data, dropped = mm_links.spec_dict_from_mm(read, name=label)
     spec = specmod.from_dict(data, name=label)
     check_spec_matches(spec, params, dropped)
-    assert any(d.startswith("cam") for d in dropped)
+    assert not any(d.startswith("cam") for d in dropped)   # the viewpoint is kept
+    cam = params["cam"]
+    t = cam.get("target", {"x": 0, "y": 0, "z": 0})
+    want = np.array([cam["x"] - t["x"], -(cam["z"] - t["z"]), cam["y"] - t["y"]])
+    np.testing.assert_allclose(data["look"]["camera"], want / np.linalg.norm(want), atol=1e-4)
     assert spec.name == label
 
 
@@ -523,7 +528,8 @@ def test_import_mm_writes_a_loadable_preset(tmp_path):
     assert spec.name == "mine" and data["name"] == "mine"
     text = out.read_text()
     assert text.startswith("# Imported from an mm link")
-    assert "#   - cam:" in text and "deco.spotlight" in text
+    assert "deco.spotlight" in text and "#   - cam:" not in text   # the viewpoint is kept
+    assert spec.look.camera == pytest.approx([1 / 14 ** 0.5, -3 / 14 ** 0.5, 2 / 14 ** 0.5], abs=1e-4)
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -109,7 +109,8 @@ def test_docs_list_every_key_with_its_default():
     import dataclasses
     docs = documented_defaults()
     for section, cls in DOC_SECTIONS.items():
-        fields = {f.name: f.default for f in dataclasses.fields(cls) if f.name != "name"}
+        fields = {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)
+                  for f in dataclasses.fields(cls) if f.name != "name"}
         documented = docs.get(section, {})
         if cls is specmod.MatmulSpec:
             fields.pop("placement")

@@ -117,7 +117,7 @@ k_blocks = 2
     ('expr = "A @ B"\n[anim]\nspeeed = 3\n', "speeed", "[anim]"),
     ('expr = "A @ B"\n[viz]\nhue = 3\n', "hue", "[viz]"),
     ('expr = "A @ B"\n[deco]\nlegend = 3\n', "legend", "[deco]"),
-    ('expr = "A @ B"\n[look]\ncamera = "x"\n', "camera", "[look]"),
+    ('expr = "A @ B"\n[look]\ncam = "x"\n', "cam", "[look]"),
     ('expr = "A @ B"\n[model]\nmodle = "gpt2"\n', "modle", "[model]"),
     ('expr = "A @ B"\n[matrix.A]\nheight = 3\n', "height", "[matrix.A]"),
     ('expr = "A @ B"\n[matrix.A]\nname = "Z"\n', "name", "[matrix.A]"),
