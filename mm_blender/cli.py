@@ -257,3 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mm_blender: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # output piped into `head` and the like
+        sys.stderr.close()
+        return 0

@@ -53,6 +53,8 @@ def render_presets(out_dir: Path, *, static_only: bool = False, only=None,
                   file=sys.stderr, flush=True)
             api.reset_file()
             api.build(spec, look=look)
+            import bpy   # a preset whose inner matmuls animate is shown complete
+            bpy.context.scene.frame_set(bpy.context.scene.frame_end)
             image = api.render_still(out_dir / f"{info.name}.png", resolution=res,
                                      samples=samples)
             results.append(Rendered(info.name, info.description, image, spec.cell_count(),

@@ -43,17 +43,17 @@ def test_preset_builds_with_its_values(name):
     assert len(roots) == 1
 
 
-def test_every_preset_plan_builds():
-    """All shipped presets that need no network or model files build without error."""
+def test_animated_presets_build():
+    """The sweep presets (static ones: test_presets_blend.py) build with their collection."""
     built = 0
     for info in presets.list_presets():
-        try:
-            plan = plan_of(info.name)
-        except Exception:      # presets needing data we don't have offline are core's business
+        spec = presets.load(info.name)
+        if spec.model is not None and spec.model.model.startswith("gpt2"):
+            continue   # no GPT-2 weights offline; its error is tested with the models
+        if spec.anim.alg == "none" or spec.cell_count() > 400_000:
             continue
-        if plan.cell_count() > 400_000:
-            continue
+        plan = plan_of(info.name)
         coll = build(plan)
         assert find(plan.name) == coll
         built += 1
-    assert built >= 10
+    assert built >= 8
