@@ -97,7 +97,10 @@ def frame_points(plan) -> np.ndarray:
             ends = corners(ends.min(axis=0), ends.max(axis=0))
         parts.append(_padded(ends, line.thickness))
     for label in plan.labels:
-        half = 0.5 * max(float(label.size), 0.6 * float(label.size) * len(label.text))
+        if label.face_axes:   # names lie on their faces, inside what the cells already span
+            continue
+        # letters are about 0.6 em wide, and the font size is the height / 0.72
+        half = 0.5 * max(float(label.size), 0.85 * float(label.size) * len(label.text))
         parts.append(_padded(np.asarray(label.position), half))
     if not parts:
         return corners(plan.bounds_min, plan.bounds_max)

@@ -86,6 +86,7 @@ def triangles_object(name: str, triangles: list[TrianglePlan], *, material, coll
     return obj
 
 
+CAP_HEIGHT = 0.72        # Blender's built-in font: capitals are 0.72 of the font size
 FACE_LABEL_LIFT = 0.6   # how far a face label sits off its face (cells reach at most 0.475)
 
 
@@ -112,7 +113,7 @@ def label_object(name: str, label: LabelPlan, *, material, camera, collection):
     draws them) on the side the camera sees, or turned to face the camera (shape labels)."""
     curve = bpy.data.curves.new(name, "FONT")
     curve.body = label.text
-    curve.size = float(label.size)
+    curve.size = float(label.size) / CAP_HEIGHT   # label.size is the letters' height, as in mm
     curve.align_x = "CENTER"
     curve.align_y = "CENTER"
     curve.materials.append(material)
@@ -134,7 +135,7 @@ def label_object(name: str, label: LabelPlan, *, material, camera, collection):
         toward = np.asarray(camera.matrix_world.translation, dtype=np.float64) - position
         dist = np.linalg.norm(toward)
         if dist > 0:
-            half_width = 0.3 * float(label.size) * max(len(label.text), 1)
+            half_width = 0.3 * float(label.size) / CAP_HEIGHT * max(len(label.text), 1)
             position = position + toward / dist * min(half_width, 0.25 * dist)
     obj.location = [float(v) for v in position]
     collection.objects.link(obj)
