@@ -31,7 +31,8 @@ bench: setup
 	$(BIN)/python bench/run.py --out BENCHMARKS.md
 
 gallery: setup
-	$(BIN)/python render_jobs/render_all.py --out docs/gallery --resolution 480x270 --samples 24 --static --gallery README.md
+	$(BIN)/python render_jobs/render_all.py --out docs/gallery --resolution 640x400 --samples 16 --static --gallery README.md
+	$(BIN)/python tools/render_sweeps.py --out docs/sweeps
 
 extension: setup
 	$(BIN)/python tools/build_extension.py --out dist
