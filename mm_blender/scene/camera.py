@@ -75,6 +75,23 @@ def _padded(points, pad) -> np.ndarray:
 MAX_LINE_POINTS = 4096
 
 
+def _sphere_directions(n: int = 256) -> np.ndarray:
+    """n directions spread evenly over the sphere (Fibonacci lattice)."""
+    k = np.arange(n) + 0.5
+    z = 1 - 2 * k / n
+    r = np.sqrt(1 - z * z)
+    phi = np.pi * (1 + 5 ** 0.5) * k
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def extreme_points(points: np.ndarray) -> np.ndarray:
+    """A few hundred of the points whose hull is close to all the points' hull: the farthest
+    point along each of 256 directions. (A bounding box's corners would add empty space for
+    L-shaped layouts and push the content off-centre.)"""
+    idx = np.unique(np.argmax(points @ _sphere_directions().T, axis=0))
+    return points[idx]
+
+
 def frame_points(plan) -> np.ndarray:
     """Points whose hull holds everything drawn: each matrix's corner cells (padded by the
     largest cell), triangle vertices, line ends and label boxes. Framing these instead of
@@ -94,7 +111,7 @@ def frame_points(plan) -> np.ndarray:
     for line in plan.lines:
         ends = np.asarray(line.segments, dtype=np.float64).reshape(-1, 3)
         if len(ends) > MAX_LINE_POINTS:
-            ends = corners(ends.min(axis=0), ends.max(axis=0))
+            ends = extreme_points(ends)
         parts.append(_padded(ends, line.thickness))
     for label in plan.labels:
         if label.face_axes:   # names lie on their faces, inside what the cells already span

@@ -17,7 +17,7 @@ from . import nodes
 # generic attribute by that name (measured, 5.0.1), while the instancer's `color` works.
 DECOR_COLOR = "decor_color"
 # Lines thinner than this fraction of the scene's diagonal vanish between pixels.
-MIN_THICKNESS_FRACTION = 0.0012
+MIN_THICKNESS_FRACTION = 0.0005   # about half a pixel at 1280 wide: faint, like mm's GL lines
 
 
 def scene_scale(bounds_min, bounds_max) -> float:
