@@ -103,8 +103,12 @@ def markdown(r: dict) -> str:
         "|---|---:|---:|---:|",
         f"| floor: points + 1 attribute + GN instancer, depsgraph evaluated | {f['cells']:,} | "
         f"{f['build_eval_s']:.2f} s | {f['peak_rss_mb']:.0f} MB |",
-        f"| ours: `build(plan)` ({o['plan']}) + depsgraph evaluated | {o['cells']:,} | "
+        f"| ours: spec -> values -> plan (numpy, `{o['plan']}`) | {o['cells']:,} | "
+        f"{o['plan_s']:.2f} s | |",
+        f"| ours: `build(plan)` + depsgraph evaluated | {o['cells']:,} | "
         f"{o['build_eval_s']:.2f} s | {o['peak_rss_mb']:.0f} MB |",
+        f"| **ours: spec to an evaluated depsgraph** | {o['cells']:,} | "
+        f"**{o['plan_s'] + o['build_eval_s']:.2f} s** | |",
         f"| &nbsp;&nbsp;of which build (objects, attributes, decor, camera) | | "
         f"{o['build_s']:.2f} s | |",
         f"| &nbsp;&nbsp;of which depsgraph evaluation | | {o['eval_s']:.2f} s | |",
@@ -121,8 +125,10 @@ def markdown(r: dict) -> str:
                      f"{rd['cells']:,} | {rd['render_s']:.1f} s | {rd['peak_rss_mb']:.0f} MB |")
     lines += [
         "",
-        f"- ours / floor: **{r['ours_over_floor']:.2f}x** (aim <= 3x), "
-        f"absolute {o['build_eval_s']:.2f} s (aim <= 2 s).",
+        f"- ours / floor: **{r['ours_over_floor']:.2f}x** for the Blender part (aim <= 3x); "
+        f"{(o['plan_s'] + o['build_eval_s']) / f['build_eval_s']:.2f}x including the numpy "
+        f"core; spec to evaluated depsgraph {o['plan_s'] + o['build_eval_s']:.2f} s "
+        "(aim <= 2 s).",
         f"- naive / ours at {nv['cells']:,} cells: **{r['naive_over_ours_same_cells']:.0f}x**; "
         f"the naive way scaled linearly to {o['cells']:,} cells: "
         f"{r['naive_extrapolated_s']:.0f} s, {r['naive_extrapolated_over_ours']:.0f}x ours "
