@@ -56,8 +56,9 @@ def value_range(x: np.ndarray, sensitivity: str, global_absmax: float) -> Range:
 
 def cell_edge(viz: VizSpec) -> float:
     """Largest cell edge in scene units (cell pitch is 1). mm's elem scale sizes screen
-    sprites; 0.6 per unit of elem scale leaves the gaps that make cells read as cells."""
-    return float(min(0.9, 0.6 * viz.elem_scale))
+    sprites; 0.6 per unit of elem scale, at most 0.7, leaves the gaps that make cells read
+    as cells (and keeps big faces of mixed signs from averaging to grey)."""
+    return float(min(0.7, 0.6 * viz.elem_scale))
 
 
 def sizes(x: np.ndarray, rng: Range, viz: VizSpec) -> np.ndarray:

@@ -144,8 +144,8 @@ def test_size_formula():
 
 def test_cell_edge_follows_elem_scale():
     assert cell_edge(VizSpec(elem_scale=1.0)) == pytest.approx(0.6)
-    assert cell_edge(VizSpec(elem_scale=1.25)) == pytest.approx(0.75)
-    assert cell_edge(VizSpec(elem_scale=3.0)) == pytest.approx(0.9)   # cells never touch
+    assert cell_edge(VizSpec(elem_scale=1.1)) == pytest.approx(0.66)
+    assert cell_edge(VizSpec(elem_scale=3.0)) == pytest.approx(0.7)   # cells never touch
 
 
 def test_size_with_superlocal_minimum():
