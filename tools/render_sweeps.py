@@ -50,7 +50,7 @@ def main(argv=None) -> int:
               f"({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     api.reset_file()
     api.build(VIDEO)
-    api.render_animation(out / f"{VIDEO}.mp4", video=True, resolution=(480, 300), samples=8)
+    api.render_animation(out / f"{VIDEO}.mp4", video=True, resolution=(400, 250), samples=4)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
