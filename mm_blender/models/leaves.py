@@ -4,6 +4,7 @@ layer, head and text; leaves are matched to the head's matrices by name.
 Leaf names (an optional `_suffix` is allowed, e.g. `wQ_5_4`, `input_0_5`):
     input, input_t, query (the last token's row of input), wQ, wK_t, wV, wO,
     to draw them as given matrices, Q, K_t, V, attn,
+    wQK = wQ @ wK_t, the head's d x d query-key circuit (before RoPE),
     and low-rank factors of the real weights, wQ_A @ wQ_B (likewise wK_t, wV, wO): the best
     rank-r approximation (truncated SVD, r = the declared inner size), split as
     U_r sqrt(S_r) and sqrt(S_r) V_r^T. This is the structure LoRA adapters have.
@@ -23,8 +24,8 @@ from ..errors import MMError
 from .capture import FORMAT_VERSION, Capture, capture_head
 
 # longest first, so `input_t_0_5` is input_t and not input
-ROLES = ("wK_t_A", "wK_t_B", "wQ_A", "wQ_B", "wV_A", "wV_B", "wO_A", "wO_B",
-         "input_t", "input", "query", "wK_t", "wQ", "wV", "wO", "K_t", "Q", "V", "attn")
+ROLES = ("wK_t_A", "wK_t_B", "wQK_A", "wQK_B", "wQ_A", "wQ_B", "wV_A", "wV_B", "wO_A", "wO_B",
+         "input_t", "input", "query", "wK_t", "wQK", "wQ", "wV", "wO", "K_t", "Q", "V", "attn")
 
 
 def role_of(name: str) -> str | None:
@@ -102,6 +103,7 @@ def head_arrays(cap: Capture, bias: bool) -> dict[str, np.ndarray]:
     return {
         "input": inp, "input_t": inp.T, "query": inp[-1:], "wQ": wQ, "wK_t": wK.T, "wV": wV,
         "wO": cap.wO, "Q": cap.Q, "K_t": cap.K.T, "V": cap.V, "attn": cap.attn,
+        "wQK": (cap.wQ.astype(np.float64) @ cap.wK.T.astype(np.float64)).astype(np.float32),
     }
 
 
@@ -114,7 +116,7 @@ def low_rank(w: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _add_factors(arrays: dict, model_leaves, origin: str) -> None:
     """wX_A / wX_B factors for the ranks the preset declares."""
-    for base in ("wQ", "wK_t", "wV", "wO"):
+    for base in ("wQ", "wK_t", "wV", "wO", "wQK"):
         a = [leaf for leaf in model_leaves if role_of(leaf.name) == base + "_A"]
         b = [leaf for leaf in model_leaves if role_of(leaf.name) == base + "_B"]
         if not a and not b:

@@ -70,7 +70,7 @@ def test_article_numbers_are_kept():
     assert s.leaves["L"].formula == "-2 * (Math.trunc(i / 8) % 2) + 1"
     assert (s.layout.gap, s.viz.elem_scale, s.viz.min_size) == (3, 0.8227, 0.196)
     s = specmod.load_toml(PRESETS / "lora_single.toml")   # real factors, mm's rank and gap
-    assert (s.leaves["wQ_A"].w, s.leaves["wQ_B"].h, s.layout.gap) == (4, 4, 11.214)
+    assert (s.leaves["wQK_A"].w, s.leaves["wQK_B"].h, s.layout.gap) == (4, 4, 11.214)
     s = specmod.load_toml(PRESETS / "dot_product.toml")
     assert (s.anim.alg, s.anim.speed) == ("dotprod (row major)", 48)
 
