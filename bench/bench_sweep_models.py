@@ -48,10 +48,18 @@ def child_sweep() -> dict:
 
     spec = api.load_spec("attention_gaussian")
     plan = api.plan_spec(spec)
-    # baseline: the static build, stepping frames (nothing keyed)
+    # baseline: the static build with every cells instancer's "Cell Scale" keyed, so each
+    # frame re-evaluates every matrix's instances -- what redrawing the static scene costs
     api.reset_file()
     build(plan)
     scene = bpy.context.scene
+    for obj in scene.objects:
+        mod = obj.modifiers.get("mm_cells")
+        if mod is None:
+            continue
+        for frame, value in ((1, 1.0), (10, 1.001)):
+            mod["Socket_2"] = value
+            obj.keyframe_insert('modifiers["mm_cells"]["Socket_2"]', frame=frame)
     animod.frame_times(scene, [1])
     base = np.array(animod.frame_times(scene, list(range(2, 10)))) * 1000
     api.reset_file()
@@ -137,11 +145,12 @@ def markdown(r: dict) -> str:
         f"{s['frames'][0]}-{s['frames'][1]}; {s['frames_timed']} frames timed across the sweep "
         "(frame_set + depsgraph evaluation).\n\n"
         "| | ms per frame (median) |\n|---|---|\n"
-        f"| baseline: the static build, frame change only | {s['static_frame_ms_median']:.1f} |\n"
+        f"| baseline: the static build with every matrix's instancer re-evaluated per frame | {s['static_frame_ms_median']:.1f} |\n"
         f"| with the sweep (min {s['frame_ms_min']:.1f}, max {s['frame_ms_max']:.1f}) | "
         f"**{s['frame_ms_median']:.1f}** |\n\n"
-        f"The sweep costs {s['frame_ms_median'] / max(s['static_frame_ms_median'], 1e-9):.1f}x "
-        f"the static frame change (aim: at most 60 ms per frame). Build {s['build_s']:.2f} s, "
+        f"The sweep costs {s['frame_ms_median'] / max(s['static_frame_ms_median'], 1e-9):.2f}x "
+        "a full redraw of the static scene, since only the products, result and highlight "
+        f"objects change (aim: at most 60 ms per frame). Build {s['build_s']:.2f} s, "
         f"keyframing {s['animate_s']:.2f} s, peak RSS {s['peak_rss_mb']:.0f} MB; saved .blend "
         f"(uncompressed) {s['blend_bytes'] / 1e6:.1f} MB.\n\n"
         "## Real model: a 256-token SmolLM2 head\n\n"

@@ -38,7 +38,8 @@ def main(argv=None) -> int:
         f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}: "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"bpy 5.0.1, no GPU. Load average at the end {load[0]:.1f} / {load[1]:.1f} / "
-        f"{load[2]:.1f}; the whole run took {time.time() - started:.0f} s.\n\n"
+        f"{load[2]:.1f}; the whole run took {time.time() - started:.0f} s. Timings move with "
+        "the machine's load; each section's ratio is measured within one run.\n\n"
     )
     Path(args.out).write_text(header + "\n".join(sections), encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
