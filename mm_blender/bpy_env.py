@@ -3,7 +3,9 @@ Blender's user folders at a per-run temporary folder before `import bpy` (no-op 
 real Blender, where bpy is already loaded, or when the variables are set already)."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -11,7 +13,13 @@ import tempfile
 def prepare() -> None:
     if "bpy" in sys.modules:
         return
-    base = os.environ.get("MM_BLENDER_RUNTIME_DIR") or tempfile.mkdtemp(prefix="mm_blender_")
+    # our own caches (real-model captures) stay in the user's cache folder across runs
+    os.environ.setdefault("MM_BLENDER_USER_CACHE", os.environ.get("XDG_CACHE_HOME") or
+                          os.path.join(os.path.expanduser("~"), ".cache"))
+    base = os.environ.get("MM_BLENDER_RUNTIME_DIR")
+    if not base:
+        base = tempfile.mkdtemp(prefix="mm_blender_")
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
     for var, sub in (("BLENDER_USER_RESOURCES", "resources"),
                      ("BLENDER_USER_EXTENSIONS", "extensions"),
                      ("XDG_CACHE_HOME", "cache")):

@@ -36,7 +36,10 @@ def role_of(name: str) -> str | None:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    """The user's cache folder (bpy_env points XDG_CACHE_HOME at a per-run folder for
+    Blender itself and keeps the user's in MM_BLENDER_USER_CACHE)."""
+    base = (os.environ.get("MM_BLENDER_USER_CACHE") or os.environ.get("XDG_CACHE_HOME")
+            or os.path.join(Path.home(), ".cache"))
     return Path(base) / "mm_blender" / "captures"
 
 

@@ -22,6 +22,7 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _isolated_cache(cache_dir, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
+    monkeypatch.setenv("MM_BLENDER_USER_CACHE", str(cache_dir))
 
 
 def _results(spec, cap):
@@ -148,3 +149,24 @@ def test_lora_factor_ranks_must_agree(tmp_path):
     bad.write_text(text.replace("h = 4\nw = 576", "h = 5\nw = 576"))
     with pytest.raises(MMError):
         specmod.load_toml(bad)   # 576x4 @ 5x64 is a shape mismatch, caught before any data
+
+
+def test_capture_cache_survives_across_cli_runs(tmp_path):
+    """bpy_env points Blender's cache at a per-run folder, but captures are cached in the
+    user's cache folder, so later runs reuse them instead of recomputing."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MM_BLENDER_USER_CACHE", "BLENDER_USER_RESOURCES",
+                        "BLENDER_USER_EXTENSIONS", "MM_BLENDER_RUNTIME_DIR")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "user_cache")
+    code = ("from mm_blender import bpy_env; bpy_env.prepare(); "
+            "from mm_blender.models.leaves import load_capture, _cache_dir; "
+            "from mm_blender import api; load_capture(api.load_spec('attention_smollm2_l0h2')); "
+            "print(_cache_dir())")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert Path(out) == tmp_path / "user_cache" / "mm_blender" / "captures"
+    assert len(list(Path(out).glob("*.npz"))) == 1
