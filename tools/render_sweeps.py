@@ -1,5 +1,6 @@
-"""Pictures of sweeps for the README: one frame part-way through each sweep preset, and a
-short MP4 of one. `make gallery` runs it after the static gallery."""
+"""Pictures for the README beyond the static gallery: one frame part-way through each sweep
+preset, a short MP4 of one, and the looks (paper, diverging colours). `make gallery` runs it
+after the static gallery."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,9 @@ FRAMES = [("dot_product", 0.33), ("vmprod", 0.5), ("mvprod_random", 0.5),
           ("outer_product_random", 0.5), ("binary_sweep", 0.4), ("data_parallel_vmprod", 0.4),
           ("attention_smollm2_l5h4_vmprod", 0.45)]
 VIDEO = "vmprod"
+# (file, preset, look, colormap)
+LOOKS = [("binary_paper", "binary", "paper", "mm"),
+         ("binary_paper_diverging", "binary", "paper", "diverging")]
 
 
 def main(argv=None) -> int:
@@ -48,6 +52,14 @@ def main(argv=None) -> int:
         Path(folder).rmdir()
         print(f"{name}: frame {frame} of {scene.frame_start}-{scene.frame_end} "
               f"({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    import dataclasses
+    for file, name, look, colormap in LOOKS:
+        spec = api.load_spec(name)
+        spec.viz = dataclasses.replace(spec.viz, colormap=colormap)
+        api.reset_file()
+        api.build(spec, look=look)
+        api.render_still(out / f"{file}.png", resolution=res, samples=args.samples)
+        print(f"{file}: {name}, {look} look, {colormap} colours", file=sys.stderr)
     api.reset_file()
     api.build(VIDEO)
     api.render_animation(out / f"{VIDEO}.mp4", video=True, resolution=(400, 250), samples=4)

@@ -122,8 +122,9 @@ def diverging_colors_srgb(x: np.ndarray, rng: Range) -> np.ndarray:
     with np.errstate(all="ignore"):
         ax = np.clip(np.abs(x), rng.absmin, rng.absmax) if rng.absmax >= rng.absmin else np.abs(x)
         v = (ax - rng.absmin) / rng.absdiff if rng.absdiff > 0 else np.zeros_like(x)
-        # light (near zero) to dark (largest); never the white centre so cells stay visible
-        t = 0.5 + np.sign(x) * (0.12 + 0.38 * np.sqrt(np.clip(v, 0, 1)))
+        # light (near zero) to dark (largest); never the white centre, so cells stay visible,
+        # nor the darkest ends, so the two signs stay apart at a glance
+        t = 0.5 + np.sign(x) * (0.12 + 0.30 * np.sqrt(np.clip(v, 0, 1)))
     pos = np.clip(np.nan_to_num(t, nan=0.5), 0, 1) * (len(_RDBU) - 1)   # NaN: set white later
     lo = np.floor(pos).astype(int).clip(0, len(_RDBU) - 2)
     f = (pos - lo)[..., None]

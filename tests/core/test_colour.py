@@ -229,9 +229,13 @@ def test_diverging_signs_and_monotone_darkening():
 
 def test_diverging_ends_are_colorbrewer_rdbu():
     c = colors(np.array([1.0, -1.0]), Range(0.0, 1.0), DIVERGING)
-    # RdBu's darkest blue (5, 48, 97) and darkest red (103, 0, 31), in linear light
-    assert_linear(c[0], (5 / 255, 48 / 255, 97 / 255))
-    assert_linear(c[1], (103 / 255, 0, 31 / 255))
+    # the largest values sit at 0.92 of RdBu's 0..10 scale (0.08 for negatives): 20% of the
+    # way from class 9 (33, 102, 172) to the darkest blue (5, 48, 97), and 20% from class 1
+    # (178, 24, 43) to the darkest red (103, 0, 31)
+    blue = 0.8 * np.array([33, 102, 172]) + 0.2 * np.array([5, 48, 97])
+    red = 0.8 * np.array([178, 24, 43]) + 0.2 * np.array([103, 0, 31])
+    assert_linear(c[0], tuple(blue / 255))
+    assert_linear(c[1], tuple(red / 255))
 
 
 def test_diverging_nan_white():
