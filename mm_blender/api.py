@@ -39,6 +39,8 @@ def plan_spec(spec: Spec, progress: Progress | None = None,
               allow_network: bool = True) -> ScenePlan:
     from .core.evaluate import evaluate
     from .core.scene_plan import make_plan
+    from .core.spec import check_memory
+    check_memory(spec)
     overrides = leaf_overrides(spec, progress)
     if progress:
         progress(0.05, "computing values")

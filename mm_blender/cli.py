@@ -123,7 +123,9 @@ def _prepare_bpy():
 
 def cmd_build(args) -> int:
     from . import api
+    from .core.spec import check_memory
     spec = api.load_spec(args.source)
+    check_memory(spec)
     out = api.check_writable(args.blend)
     progress = Progress(args.quiet)
     _prepare_bpy()
@@ -137,7 +139,9 @@ def cmd_build(args) -> int:
 
 def cmd_render(args) -> int:
     from . import api
+    from .core.spec import check_memory
     spec = api.load_spec(args.source)
+    check_memory(spec)
     resolution = _resolution(args.resolution)
     frames = _frames(args.frames) if args.frames else None
     if args.samples < 1 or args.samples > 65536:

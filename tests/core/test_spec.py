@@ -367,3 +367,17 @@ def test_attention_preset_loads():
     assert spec.leaves["input_t"].init == "transpose"
     assert spec.matmuls["attn"].epilogue == "softmax(tril(x/sqrt(k)))"
     assert spec.layout.gap == 10 and spec.viz.sensitivity == "local"
+
+
+def test_a_scene_too_large_for_memory_is_refused_before_any_work():
+    from mm_blender import api
+    from mm_blender.core.spec import BYTES_PER_CELL, check_memory
+    spec = from_dict({"expr": "A @ B", "matrix": {"A": {"h": 60000, "w": 60000},
+                                                   "B": {"h": 60000, "w": 60000}}},
+                     origin="huge.toml")
+    with pytest.raises(MMError, match=r"huge.toml: the scene has 10,800,000,000 cells.*GiB"):
+        api.plan_spec(spec)                      # no values computed: it would take hours
+    small = from_dict({"expr": "A @ B"})
+    check_memory(small)                          # 3 x 32x32 cells fit anywhere
+    with pytest.raises(MMError, match="3,072 cells"):
+        check_memory(small, memory=int(3072 * BYTES_PER_CELL))   # a machine just too small

@@ -33,6 +33,8 @@ def runs(tmp_path_factory):
         "bad_toml": 'expr = "A @ B\n',
         "typo": 'expr = "A @ B"\n[layout]\ngapp = 3\n',
         "mismatch": 'expr = "A @ B"\n[matrix.A]\nh = 2\nw = 3\n[matrix.B]\nh = 4\nw = 5\n',
+        "huge": 'expr = "A @ B"\n[matrix.A]\nh = 60000\nw = 60000\n[matrix.B]\nh = 60000\n'
+                'w = 60000\n',
     }
     paths = {}
     for name, text in files.items():
@@ -48,7 +50,8 @@ def runs(tmp_path_factory):
         "no_out": ["render", "attention_gaussian"],
         "bad_command": ["frobnicate"],
         "no_command": [],
-        **{name: ["check", path] for name, path in paths.items()},
+        **{name: ["check", path] for name, path in paths.items() if name != "huge"},
+        "huge": ["render", paths["huge"], "--out", tmp / "huge.png"],
     }
     procs = {name: _start(*args) for name, args in commands.items()}
     results = {name: _finish(proc) for name, proc in procs.items()}
@@ -136,6 +139,13 @@ def test_shape_mismatch(runs):
     results, paths, _ = runs
     assert_user_error(results["mismatch"], str(paths["mismatch"]), "shape mismatch", "'A'",
                       "'B'", "2x3", "4x5")
+
+
+def test_scene_too_large_for_memory(runs):
+    results, paths, tmp = runs
+    assert_user_error(results["huge"], str(paths["huge"]), "10,800,000,000 cells", "GiB",
+                      "memory")
+    assert not (tmp / "huge.png").exists()
 
 
 def test_render_bad_resolution(runs):
