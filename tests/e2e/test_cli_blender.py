@@ -60,17 +60,6 @@ print("PROBE " + json.dumps(out))
 '''
 
 
-def blender_env(tmp: Path) -> dict:
-    """The environment for a bpy subprocess: Blender's user folders inside tmp."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    for var, sub in (("BLENDER_USER_RESOURCES", "resources"),
-                     ("BLENDER_USER_EXTENSIONS", "extensions"),
-                     ("XDG_CACHE_HOME", "cache")):
-        path = tmp / "blender_user" / sub
-        path.mkdir(parents=True, exist_ok=True)
-        env[var] = str(path)
-    return env
-
 
 def _start(env, args, cwd=ROOT):
     return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=env,
@@ -99,7 +88,7 @@ ERRORS = {   # name: (arguments with {dir} for an empty folder of its own, words
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, blender_env):
     """Every command of this file, started at once; then the probes of their outputs."""
     tmp = tmp_path_factory.mktemp("cli_blender")
     out = tmp / "out"

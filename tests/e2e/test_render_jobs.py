@@ -18,17 +18,6 @@ JOBS = ROOT / "render_jobs"
 GALLERY_START, GALLERY_END = "<!-- gallery:start -->", "<!-- gallery:end -->"
 
 
-def blender_env(tmp: Path) -> dict:
-    """The environment for a bpy subprocess: Blender's user folders inside tmp."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    for var, sub in (("BLENDER_USER_RESOURCES", "resources"),
-                     ("BLENDER_USER_EXTENSIONS", "extensions"),
-                     ("XDG_CACHE_HOME", "cache")):
-        path = tmp / "blender_user" / sub
-        path.mkdir(parents=True, exist_ok=True)
-        env[var] = str(path)
-    return env
-
 
 def png_size(path: Path) -> tuple[int, int]:
     """Width and height from a PNG's IHDR chunk, its signature and CRC checked."""
@@ -43,7 +32,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, blender_env):
     """Every job of this file, started at once (each a fresh interpreter)."""
     tmp = tmp_path_factory.mktemp("render_jobs")
     env = blender_env(tmp)
