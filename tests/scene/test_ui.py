@@ -1,7 +1,6 @@
 """The panel's state and operators against the bpy wheel: preset table <-> properties round
 trips, the expression tree, operators' error paths (the scene stays as it was), user presets,
-mm links, the selected-matrix readout, and every panel's draw code against a recording
-layout (so a misspelt property or operator fails here, not in a user's Blender)."""
+mm links and the selected-matrix readout. The draw code is tested in test_ui_draw.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +15,7 @@ from mm_blender.core import presets as core_presets
 from mm_blender.core import spec as specmod
 from mm_blender.core import toml_write
 from mm_blender.errors import MMError
-from mm_blender.ui import actions, operators, panel, props
+from mm_blender.ui import actions, operators, props
 from mm_blender.ui import presets as ui_presets
 
 
@@ -378,99 +377,3 @@ def test_a_bad_link_cancels(settings):
     assert result == {"CANCELLED"} and "paste an mm link" in reports[0][1]
     result, reports = execute(operators.MM_OT_import_link, text="https://example.com/?params={oops")
     assert result == {"CANCELLED"} and reports[0][0] == {"ERROR"}
-
-
-# --- drawing ---------------------------------------------------------------------------------
-
-ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
-
-
-def check_icon(kwargs):
-    icon = kwargs.get("icon", "NONE")
-    assert icon in ICONS, f"no icon called {icon!r}"
-
-
-class RecordingLayout:
-    """Stands in for UILayout: checks every property, operator and icon a panel names."""
-
-    def __init__(self, log):
-        self.log = log
-
-    def __setattr__(self, key, value):
-        object.__setattr__(self, key, value)
-
-    def _child(self, *args, **kwargs):
-        return RecordingLayout(self.log)
-
-    row = column = box = split = grid_flow = _child
-
-    def prop(self, data, name, **kwargs):
-        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
-        check_icon(kwargs)
-        self.log.append(("prop", name))
-
-    def operator(self, idname, **kwargs):
-        category, op = idname.split(".")
-        cls = getattr(bpy.types, f"{category.upper()}_OT_{op}", None)
-        assert cls is not None, f"operator {idname} is not registered"
-        check_icon(kwargs)
-
-        class Properties:
-            def __setattr__(self, key, value):
-                assert key in cls.bl_rna.properties, f"{idname} has no property {key!r}"
-                object.__setattr__(self, key, value)
-        self.log.append(("operator", idname))
-        return Properties()
-
-    def label(self, **kwargs):
-        check_icon(kwargs)
-        self.log.append(("label", kwargs.get("text", "")))
-
-    def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kw):
-        assert getattr(bpy.types, list_type, None) is not None
-        assert prop in data.bl_rna.properties and active_prop in active_data.bl_rna.properties
-        self.log.append(("list", prop))
-
-    def separator(self, **kwargs):
-        pass
-
-
-def draw(panel_cls, scene, active_object=None):
-    import types
-    log = []
-    context = types.SimpleNamespace(scene=scene, region=types.SimpleNamespace(width=300),
-                                    active_object=active_object)
-    fake = types.SimpleNamespace(layout=RecordingLayout(log))
-    if hasattr(panel_cls, "draw_header"):
-        panel_cls.draw_header(fake, context)
-    panel_cls.draw(fake, context)
-    return log
-
-
-def test_every_panel_draws(settings):
-    bpy.ops.mm.load_preset(name="intro_cube")
-    bpy.ops.mm.build()
-    scene = bpy.context.scene
-    matrix = next(o for o in bpy.data.objects if "mm_name" in o)
-    panels = [c for c in panel.CLASSES if issubclass(c, bpy.types.Panel)]
-    seen = set()
-    for index in range(len(settings.nodes)):          # matmul and leaf detail boxes
-        settings.node_index = index
-        for cls in panels:
-            seen.update(entry for entry in draw(cls, scene, matrix))
-    for index, item in enumerate(settings.nodes):     # the tree's rows
-        log = []
-        panel.MM_UL_nodes.draw_item(None, bpy.context, RecordingLayout(log), settings, item, 0,
-                                    settings, "node_index", index)
-        assert ("label", item.name) in log
-    settings.expr = "A @@"                              # the error box
-    log = draw(panel.MM_PT_main, scene)
-    assert any(kind == "label" and "column" in text for kind, text in log)
-    for idname in ("mm.build", "mm.clear", "mm.render_still", "mm.render_animation",
-                   "mm.frame_camera", "mm.load_preset", "mm.import_link", "mm.save_preset"):
-        assert ("operator", idname) in seen, idname
-    assert ("list", "nodes") in seen
-    assert any(kind == "label" and text.startswith("Values:") for kind, text in seen)
-    assert {c.bl_idname for c in panels} == {c.__name__ for c in panels}
-    assert all(c.bl_category == "MM" and c.bl_space_type == "VIEW_3D" for c in panels)
-    assert MMError  # the operators' one error type
