@@ -51,11 +51,33 @@ def test_denoised_render_is_written(tmp_path, two_colour_plan):
     assert bpy.context.scene.render.engine == "CYCLES"
 
 
+def projected(points, w, h) -> np.ndarray:
+    """(x, y) pixel of each world point in the scene camera's view, top row first."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+    scene = bpy.context.scene
+    out = []
+    for p in points:
+        co = world_to_camera_view(scene, scene.camera, Vector(p))
+        out.append((round(co.x * (w - 1)), (h - 1) - round(co.y * (h - 1))))
+    return np.array(out)
+
+
 def test_workbench_render(tmp_path, two_colour_plan):
-    build(two_colour_plan(n=4))
+    plan = two_colour_plan(n=4)
+    build(plan, view="front")
     out = render_still(tmp_path / "w.jpg", resolution=(64, 36), engine="workbench")
-    assert out.is_file()
     assert bpy.context.scene.render.engine == "BLENDER_WORKBENCH"
+    px = pixels(out)[..., :3]
+    assert px.shape == (36, 64, 3)
+    # Workbench draws the cells in their material's solid colour: lit where every cell
+    # projects, the black background in the gap between the two matrices and at the corner
+    for m in plan.matrices:
+        for x, y in projected(m.positions, 64, 36):
+            assert px[y, x].mean() > 0.2, (m.name, x, y, px[y, x])
+    gap = (plan.matrices[0].positions[:, 0].max() + plan.matrices[1].positions[:, 0].min()) / 2
+    (x, y), = projected([(gap, 0.0, plan.matrices[0].positions[:, 2].mean())], 64, 36)
+    assert px[y, x].mean() < 0.05 and px[:3, :3].mean() < 0.05
 
 
 def test_unwritable_output_is_an_mm_error_before_any_work(tmp_path, two_colour_plan):
@@ -132,6 +154,9 @@ def test_video(tmp_path, two_colour_plan):
     assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
     with open(out, "rb") as f:
         assert b"ftyp" in f.read(64)                         # an MP4 container
+    clip = bpy.data.movieclips.load(str(out))                # decoded by Blender's FFmpeg
+    assert (tuple(clip.size), clip.frame_duration) == ((32, 18), 3)
+    bpy.data.movieclips.remove(clip)
     # a still after a video: back to an image format
     still = render_still(tmp_path / "after.png", resolution=(32, 18), engine="workbench")
     assert pixels(still).shape == (18, 32, 4)

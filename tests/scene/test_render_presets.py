@@ -73,4 +73,6 @@ def test_paper_look_is_light(tmp_path):
     img = bpy.data.images.load(str(path))
     px = np.array(img.pixels[:], dtype=np.float32).reshape(60, 96, 4)
     assert px[:4, :4, :3].mean() > 0.7                   # a light background for print
-    assert px[..., 2].max() > px[..., 0].min()            # and coloured cells on it
+    for obj_name in ("L", "R", "L @ R"):                  # and each sign's colour in place
+        agree, total = _face_checks("intro_cube", obj_name, px, 96, 60, 8)
+        assert total >= 8 and agree / total >= 0.75, (obj_name, agree, total)

@@ -8,6 +8,7 @@ import re
 import tomllib
 
 import bpy
+import numpy as np
 import pytest
 
 import mm_blender
@@ -296,7 +297,13 @@ def test_render_still_through_the_operator(settings, tmp_path):
     r.resolution_x, r.resolution_y, r.samples = 64, 36, 1
     r.still_path = str(tmp_path / "still.png")
     assert bpy.ops.mm.render_still() == {"FINISHED"}
-    assert (tmp_path / "still.png").stat().st_size > 0
+    img = bpy.data.images.load(str(tmp_path / "still.png"))
+    assert tuple(img.size) == (64, 36)                     # the panel's settings were used
+    assert bpy.context.scene.cycles.samples == 1
+    px = np.array(img.pixels[:], np.float32).reshape(36, 64, 4)[..., :3]
+    assert px.std(axis=(0, 1)).min() > 0.05, "the picture is (nearly) uniform"
+    r, b = px[..., 0], px[..., 2]                          # both signs' colours are drawn
+    assert (b > r + 0.15).sum() >= 20 and (r > b + 0.15).sum() >= 20
 
 
 def test_render_animation_checks_its_path_first(settings, tmp_path):
