@@ -59,6 +59,59 @@ out["mm_modules"] = sorted(m for m in sys.modules if m.split(".")[0] == "mm_blen
 print("PROBE " + json.dumps(out))
 '''
 
+# Where a saved build's cells land in a W x H picture: the build's camera refitted for that
+# aspect ratio as `render` does (so this one imports mm_blender's camera), every matrix's
+# points projected through it. Prints one JSON line; pixel (x, y) per point, bottom row
+# first like Image.pixels.
+PROJECT = r'''
+import json, sys
+import numpy as np
+import bpy
+from mm_blender.scene.camera import refit
+
+path, npz, size = sys.argv[1:]
+w, h = (int(v) for v in size.split("x"))
+bpy.ops.wm.open_mainfile(filepath=path)
+scene = bpy.context.scene
+scene.render.resolution_x, scene.render.resolution_y = w, h
+scene.render.resolution_percentage = 100
+cam = scene.camera
+assert refit(cam, scene)
+dg = bpy.context.evaluated_depsgraph_get()
+to_clip = np.array(cam.calc_matrix_camera(dg, x=w, y=h)) @ np.array(cam.matrix_world.inverted())
+out, arrays = {"shapes": {}}, {}
+for obj in (o for o in bpy.data.objects if o.get("mm_role") in ("leaf", "result")):
+    mesh = obj.data
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    values = np.empty(len(mesh.vertices), np.float32)
+    mesh.attributes["value"].data.foreach_get("value", values)
+    world = np.array(obj.matrix_world) @ np.c_[co.reshape(-1, 3), np.ones(len(values))].T
+    clip = to_clip @ world
+    ndc = clip[:2] / clip[3]
+    x = np.round((ndc[0] + 1) / 2 * (w - 1)).astype(int)
+    y = np.round((ndc[1] + 1) / 2 * (h - 1)).astype(int)
+    arrays[obj["mm_name"] + ":xy"] = np.stack([x, y], axis=1)
+    arrays[obj["mm_name"] + ":values"] = values
+    out["shapes"][obj["mm_name"]] = [obj["mm_rows"], obj["mm_cols"]]
+np.savez(npz, **arrays)
+print("PROBE " + json.dumps(out))
+'''
+
+LOPSIDED = """name = "lopsided"
+expr = "L @ R"
+seed = 11
+[matrix.L]
+h = 6
+w = 4
+init = "gaussian"
+[matrix.R]
+h = 4
+w = 9
+init = "uniform"
+min = -1.0
+max = 2.0
+"""
 
 
 def _start(env, args, cwd=ROOT):
@@ -95,8 +148,11 @@ def runs(tmp_path_factory, blender_env):
     out.mkdir()
     env = blender_env(tmp)
     mm = ["-m", "mm_blender"]
+    (tmp / "lopsided.toml").write_text(LOPSIDED)    # a product whose result is not symmetric
     commands = {
         "build": ["build", "intro_cube", "--blend", out / "intro_cube.blend"],
+        "lopsided": ["build", tmp / "lopsided.toml", "--blend", out / "lopsided.blend",
+                     "--quiet"],
         "still": ["render", "intro_cube", "--out", out / "x.png", "--resolution", "64x40",
                   "--samples", "2"],
         "video": ["render", "vmprod", "--video", "--out", out / "v.mp4", "--resolution",
@@ -121,17 +177,21 @@ def runs(tmp_path_factory, blender_env):
     probes = {
         "intro_cube": ["blend", out / "intro_cube.blend", probe_dir / "intro_cube.npz"],
         "vmprod": ["blend", out / "vmprod.blend", probe_dir / "vmprod.npz"],
+        "lopsided": ["blend", out / "lopsided.blend", probe_dir / "lopsided.npz"],
         "media": ["media", probe_dir / "media.npz", *[p for p in media if p.is_file()]],
     }
     procs = {name: _start(env, ["-c", PROBE, *args], cwd=probe_dir)
              for name, args in probes.items()}
+    probes["projected"] = [out / "intro_cube.blend", probe_dir / "projected.npz", "64x40"]
+    procs["projected"] = _start(env, ["-c", PROJECT, *probes["projected"]], cwd=ROOT)
     probed = {}
     for name, proc in procs.items():
         result = _finish(proc)
         lines = [l for l in result.stdout.splitlines() if l.startswith("PROBE ")]
         if result.returncode == 0 and len(lines) == 1:
             info = json.loads(lines[0][len("PROBE "):])
-            with np.load(probes[name][2 if name != "media" else 1]) as npz:
+            info.setdefault("mm_modules", [])       # the projection may import mm_blender
+            with np.load(probes[name][1 if name in ("media", "projected") else 2]) as npz:
                 info["arrays"] = {k: npz[k] for k in npz.files}
             probed[name] = info
         else:
@@ -208,6 +268,22 @@ def test_saved_result_is_left_at_right(runs):
     assert np.abs(expected).max() == 24
 
 
+def test_saved_lopsided_result_is_left_at_right(runs):
+    """intro_cube's result is symmetric, so a transposed result would pass above: here
+    random 6x4 and 4x9 arguments, checked with numpy."""
+    results, probed, _, _ = runs
+    ok(results["lopsided"])
+    info = probe(probed, "lopsided")
+    by_name = {m["mm_name"]: m for m in info["matrices"]}
+    assert {k: (m["mm_rows"], m["mm_cols"]) for k, m in by_name.items()} == \
+        {"L": (6, 4), "R": (4, 9), "L @ R": (6, 9)}
+    left, right, result = (info["arrays"][by_name[k]["array"]].reshape(by_name[k]["mm_rows"],
+                                                                       by_name[k]["mm_cols"])
+                           for k in ("L", "R", "L @ R"))
+    assert left.std() > 0.1 and right.min() < 0 < right.max()
+    np.testing.assert_allclose(result, left.astype(np.float64) @ right, rtol=1e-5, atol=1e-5)
+
+
 # --- render: a still, a video, a PNG sequence ------------------------------------------------------
 
 def test_render_still_writes_a_picture(runs):
@@ -226,6 +302,21 @@ def test_render_still_writes_a_picture(runs):
     r, b = rgb[..., 0], rgb[..., 2]
     assert (b > r + 0.15).sum() >= 20
     assert (r > b + 0.15).sum() >= 20
+    # and each where it belongs: blue where a positive cell projects, red where a negative
+    # one does (cells in the middle of intro_cube's bands of 8, so pixels don't mix signs)
+    projected = probe(probed, "projected")
+    assert sorted(projected["shapes"]) == ["L", "L @ R", "R"]
+    for name, (rows, cols) in projected["shapes"].items():
+        xy = projected["arrays"][name + ":xy"].reshape(rows, cols, 2)
+        values = projected["arrays"][name + ":values"].reshape(rows, cols)
+        inner = (np.arange(rows) % 8 >= 2) & (np.arange(rows) % 8 <= 5)
+        inner = inner[:, None] & ((np.arange(cols) % 8 >= 2) & (np.arange(cols) % 8 <= 5))[None]
+        x, y = xy[inner][:, 0], xy[inner][:, 1]
+        inside = (x >= 0) & (x < 64) & (y >= 0) & (y < 40)
+        seen = rgb[y[inside], x[inside]]
+        sign = values[inner][inside]
+        agree = np.where(sign > 0, seen[:, 2] > seen[:, 0], seen[:, 0] > seen[:, 2])
+        assert inside.sum() >= 50 and agree.mean() >= 0.75, (name, inside.sum(), agree.mean())
 
 
 def test_render_video_has_one_frame_per_animation_frame(runs):

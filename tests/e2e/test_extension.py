@@ -1,7 +1,8 @@
 """The extension as users get it: `tools/build_extension.py` builds a zip that Blender's
 validator accepts and that holds no tests or caches; Blender installs it, the panel and
 operators register, a preset builds through the operator, and enabling/disabling three
-times leaves no classes, properties or handlers behind.
+times leaves nothing registered behind (classes, properties on any type, handlers,
+timers, keymaps; after uninstalling, no modules and no sys.path entry).
 
 Blender runs in a subprocess with its own BLENDER_USER_RESOURCES/EXTENSIONS and cache, and
 without this repository on sys.path, so only the installed copy can be imported."""
@@ -119,16 +120,63 @@ INSTALL_SCRIPT = textwrap.dedent(r'''
     MODULE = "bl_ext.user_default.mm_blender"
     out = {}
 
-    def handler_counts():
-        return {name: len(getattr(bpy.app.handlers, name)) for name in dir(bpy.app.handlers)
-                if not name.startswith("_") and hasattr(getattr(bpy.app.handlers, name), "append")}
+    # Everything an add-on can register, recorded while it registers: classes and timers
+    # through wrappers (Blender cannot list timers), the rest by snapshots compared later.
+    registered_classes, timers = [], []
+    _register_class, _register_timer = bpy.utils.register_class, bpy.app.timers.register
+
+    def record_class(cls):
+        registered_classes.append(cls)
+        return _register_class(cls)
+
+    def record_timer(function, *args, **kwargs):
+        timers.append(function)
+        return _register_timer(function, *args, **kwargs)
+
+    bpy.utils.register_class, bpy.app.timers.register = record_class, record_timer
+
+    def structs():
+        return {n: t for n in dir(bpy.types)
+                if isinstance(t := getattr(bpy.types, n), type) and hasattr(t, "bl_rna")}
+
+    def snapshot():
+        keymaps = {}
+        for kc in bpy.context.window_manager.keyconfigs:
+            for km in kc.keymaps:
+                keymaps[f"{kc.name}/{km.name}"] = sorted(i.idname for i in km.keymap_items)
+        return {
+            "types": sorted(dir(bpy.types)),
+            "properties": {n: sorted(t.bl_rna.properties.keys()) + sorted(dir(t))
+                           for n, t in structs().items()},
+            "handlers": {n: [repr(f) for f in h] for n in dir(bpy.app.handlers)
+                         if not n.startswith("_") and hasattr(h := getattr(bpy.app.handlers, n), "append")},
+            "keymaps": keymaps,
+            "modules": sorted(m for m in sys.modules if "mm_blender" in m),
+            "path": list(sys.path),
+        }
+
+    def changes(before, after):
+        """What `after` has that `before` lacked (or lost), per kind of registration."""
+        out = {}
+        for kind in before:
+            a, b = before[kind], after[kind]
+            if isinstance(a, dict):
+                diff = {k: sorted(set(b.get(k, [])) ^ set(a.get(k, []))) for k in set(a) | set(b)}
+                diff = {k: v for k, v in diff.items() if v}
+            else:
+                diff = sorted(set(b) ^ set(a))
+            if diff:
+                out[kind] = diff
+        out["classes_left"] = sorted(c.__name__ for c in registered_classes if c.is_registered)
+        out["timers_left"] = [repr(f) for f in timers if bpy.app.timers.is_registered(f)]
+        return {k: v for k, v in out.items() if v}
 
     def mm_types():
         return sorted(n for n in dir(bpy.types) if n.startswith(("MM_PT_", "MM_OT_", "MM_UL_", "MM_PG_")))
 
     import importlib.util
     out["repo_on_path"] = importlib.util.find_spec("mm_blender") is not None
-    handlers_before = handler_counts()
+    before = snapshot()
     out["types_before"] = mm_types()
     res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
                                                    enable_on_install=True)
@@ -137,6 +185,7 @@ INSTALL_SCRIPT = textwrap.dedent(r'''
     out["module_loaded"] = module is not None
     out["module_file"] = getattr(module, "__file__", "")
     out["types_installed"] = mm_types()
+    out["registered_when_enabled"] = changes(before, snapshot())
     out["scene_prop"] = hasattr(bpy.types.Scene, "mm_blender")
     out["ops"] = [hasattr(bpy.types, "MM_OT_" + op) for op in
                   ("build", "clear", "render_still", "render_animation", "frame_camera",
@@ -152,34 +201,40 @@ INSTALL_SCRIPT = textwrap.dedent(r'''
     name = sizes[0][1]
     out["built_preset"] = name
 
-    before = len(bpy.data.objects)
+    objects_before = len(bpy.data.objects)
     out["load"] = sorted(bpy.ops.mm.load_preset(name=name))
     out["build"] = sorted(bpy.ops.mm.build())
-    out["objects_added"] = len(bpy.data.objects) - before
+    out["objects_added"] = len(bpy.data.objects) - objects_before
     out["matrices"] = sorted(o["mm_name"] for o in bpy.data.objects if "mm_name" in o)
     out["save"] = sorted(bpy.ops.mm.save_preset(name="my_preset"))
     out["user_dir"] = str(ui_presets.user_dir())
     out["user_presets"] = [p.name for p in ui_presets.user_presets()]
     out["clear"] = sorted(bpy.ops.mm.clear())
-    out["objects_after_clear"] = len(bpy.data.objects) - before
+    out["objects_after_clear"] = len(bpy.data.objects) - objects_before
 
     cycles = []
     for _ in range(3):
         addon_utils.disable(MODULE, default_set=True)
+        left = changes(before, snapshot())
+        # Blender keeps a disabled add-on's own modules imported (re-enabling reuses them);
+        # any other module, e.g. the package imported again under another name, is a leak
+        own = [m for m in left.get("modules", []) if m == MODULE or m.startswith(MODULE + ".")]
+        left["modules"] = sorted(set(left.get("modules", [])) - set(own))
+        left = {k: v for k, v in left.items() if v}
         cycles.append({"types": mm_types(), "scene_prop": hasattr(bpy.types.Scene, "mm_blender"),
-                       "handlers_same": handler_counts() == handlers_before})
+                       "left": left})
         addon_utils.enable(MODULE, default_set=True)
         cycles[-1]["re_enabled"] = hasattr(bpy.types, "MM_PT_main") and hasattr(bpy.types.Scene, "mm_blender")
     out["cycles"] = cycles
 
-    addon_utils.disable(MODULE, default_set=True)
+    # uninstalled while enabled, as a user does: Blender disables it and drops its modules
     repos = [r.module for r in bpy.context.preferences.extensions.repos]
     res = bpy.ops.extensions.package_uninstall(repo_index=repos.index("user_default"),
                                                pkg_id="mm_blender")
     out["uninstall"] = sorted(res)
     out["types_after"] = mm_types()
     out["scene_prop_after"] = hasattr(bpy.types.Scene, "mm_blender")
-    out["handlers_same_after"] = handler_counts() == handlers_before
+    out["left_after_uninstall"] = changes(before, snapshot())
     json.dump(out, open(result_path, "w"))
 ''')
 
@@ -204,6 +259,10 @@ def test_install_build_uninstall_in_blender(built_zip, tmp_path):
             "MM_PT_look", "MM_PT_render", "MM_UL_nodes"} <= set(out["types_installed"])
     assert out["scene_prop"] is True
     assert all(out["ops"])
+    enabled = out["registered_when_enabled"]      # the snapshots see what the add-on adds
+    assert "MM_PT_main" in enabled["types"] and "mm_blender" in enabled["properties"]["Scene"]
+    assert "MM_PT_main" in enabled["classes_left"]
+    assert any(m.startswith("bl_ext.user_default.mm_blender") for m in enabled["modules"])
 
     groups = {group for _, group, _ in out["presets"]}
     assert len(out["presets"]) >= 1 and all(described for *_, described in out["presets"])
@@ -222,11 +281,11 @@ def test_install_build_uninstall_in_blender(built_zip, tmp_path):
     for cycle in out["cycles"]:
         assert cycle["types"] == [], cycle
         assert cycle["scene_prop"] is False
-        assert cycle["handlers_same"] is True
+        assert cycle["left"] == {}, cycle["left"]
         assert cycle["re_enabled"] is True
 
     assert out["uninstall"] == ["FINISHED"]
     assert out["types_after"] == [] and out["scene_prop_after"] is False
-    assert out["handlers_same_after"] is True
+    assert out["left_after_uninstall"] == {}, out["left_after_uninstall"]
     installed = Path(env["BLENDER_USER_EXTENSIONS"]) / "user_default" / "mm_blender"
     assert not installed.exists()

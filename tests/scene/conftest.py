@@ -118,3 +118,37 @@ def matmul_plan():
 @pytest.fixture
 def two_colour_plan():
     return make_two_colour_plan
+
+
+def check_products_in_blender(objects) -> int:
+    """Every result object among `objects` holds its left object's values times its right
+    one's, computed here with numpy from what Blender stores (row-major, cell (i, j) at point
+    i * cols + j), then its epilogue. Returns how many products were checked; the rope
+    epilogues (which need the model's positions) are skipped."""
+    from mm_blender.core.evaluate import apply_epilogue
+
+    def matrix(obj):
+        values = np.empty(len(obj.data.vertices), np.float32)
+        obj.data.attributes["value"].data.foreach_get("value", values)
+        return values.reshape(obj["mm_rows"], obj["mm_cols"]).astype(np.float64)
+
+    checked = 0
+    for obj in objects:
+        if obj.get("mm_role") != "result" or "rope" in obj.get("mm_epilogue", ""):
+            continue
+        left, right = matrix(bpy.data.objects[obj["mm_left"]]), matrix(bpy.data.objects[obj["mm_right"]])
+        assert left.shape[1] == right.shape[0], obj.name
+        with np.errstate(all="ignore"):
+            expected = apply_epilogue(left @ right, obj["mm_epilogue"], left.shape[1])
+        got = matrix(obj)
+        assert got.shape == expected.shape, obj.name
+        scale = max(1.0, float(np.nanmax(np.abs(np.where(np.isfinite(expected), expected, 0)))))
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale, equal_nan=True,
+                                   err_msg=obj.name)
+        checked += 1
+    return checked
+
+
+@pytest.fixture
+def products_in_blender():
+    return check_products_in_blender

@@ -53,7 +53,7 @@ def remote_data(spec) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("label", sorted(EXAMPLES))
-def test_article_example_links_import_and_build(label):
+def test_article_example_links_import_and_build(label, products_in_blender):
     params = EXAMPLES[label]
     link = MM_URL + "?params=" + urllib.parse.quote(json.dumps(params))
     read = mm_params_from_text(link, allow_network=False)
@@ -92,3 +92,7 @@ def test_article_example_links_import_and_build(label):
                                             else "leaf")
         elif node.name in overrides:   # the remote leaves show the data given for them
             assert np.array_equal(cells.read_values(obj), overrides[node.name].ravel())
+    # every product's values, computed with numpy from its operands as Blender holds them
+    results = [o for o in objects if o["mm_role"] == "result"]
+    ropes = sum("rope" in o["mm_epilogue"] for o in results)
+    assert products_in_blender(objects) == len(results) - ropes

@@ -22,7 +22,7 @@ def plan_of(name):
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_preset_builds_with_its_values(name):
+def test_preset_builds_with_its_values(name, products_in_blender):
     plan = plan_of(name)
     coll = build(plan)
     objs = {o["mm_key"]: o for o in coll.all_objects if "mm_key" in o}
@@ -41,6 +41,8 @@ def test_preset_builds_with_its_values(name):
             assert o["mm_epilogue"] == m.epilogue
     roots = [m for m in plan.matrices if m.role == "result" and m.path == ""]
     assert len(roots) == 1
+    # against numpy, not the plan: a result the plan got wrong (e.g. transposed) fails here
+    assert products_in_blender(objs.values()) == sum(m.role == "result" for m in plan.matrices)
 
 
 def test_animated_presets_build():
