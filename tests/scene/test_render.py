@@ -74,7 +74,7 @@ def test_workbench_render(tmp_path, two_colour_plan):
     # projects, the black background in the gap between the two matrices and at the corner
     for m in plan.matrices:
         for x, y in projected(m.positions, 64, 36):
-            assert px[y, x].mean() > 0.2, (m.name, x, y, px[y, x])
+            assert px[y, x].mean() > 0.35, (m.name, x, y, px[y, x])   # ~0.55 lit, ~0.2 black
     gap = (plan.matrices[0].positions[:, 0].max() + plan.matrices[1].positions[:, 0].min()) / 2
     (x, y), = projected([(gap, 0.0, plan.matrices[0].positions[:, 2].mean())], 64, 36)
     assert px[y, x].mean() < 0.05 and px[:3, :3].mean() < 0.05
