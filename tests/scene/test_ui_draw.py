@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import types
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import dataclass
 
 import bpy
 import pytest
 
 import mm_blender
+from mm_blender import ui
 from mm_blender.ui import actions, panel, props
 from mm_blender.ui import presets as ui_presets
 
@@ -78,6 +80,10 @@ def _operator_type(idname: str, where: str):
 def _rna_property(data, name: str, where: str):
     if not hasattr(data, "bl_rna"):
         raise LayoutError(f"{where}: {data!r} is not Blender data")
+    if name.startswith('["') and name.endswith('"]'):      # a custom property: data["key"]
+        if name[2:-2] not in data.keys():
+            raise LayoutError(f"{where}: {data!r} has no custom property {name[2:-2]!r}")
+        return None
     prop = data.bl_rna.properties.get(name)
     if prop is None:
         raise LayoutError(f"{where}: {data.bl_rna.identifier} has no property {name!r}")
@@ -89,7 +95,6 @@ class Call:
     """One recorded layout call: the function's name and its arguments by parameter name."""
     name: str
     args: dict
-    layout: "StrictLayout" = field(repr=False)
 
 
 class OperatorProperties:
@@ -111,9 +116,8 @@ class StrictLayout:
     """Stands in for bpy.types.UILayout. Calls are bound to the function's RNA parameters
     (positional in order, then keywords) and recorded in a log shared with child layouts."""
 
-    def __init__(self, log: list[Call] | None = None, parent: "StrictLayout | None" = None):
+    def __init__(self, log: list[Call] | None = None):
         object.__setattr__(self, "_log", [] if log is None else log)
-        object.__setattr__(self, "_parent", parent)
         object.__setattr__(self, "_values", {})
 
     # --- attributes ------------------------------------------------------------------------
@@ -164,7 +168,7 @@ class StrictLayout:
                 check_value(p, bound[p.identifier], f"UILayout.{name}({p.identifier}=)")
         where = f"UILayout.{name}()"
         self._check_targets(name, bound, where)
-        self._log.append(Call(name, bound, self))
+        self._log.append(Call(name, bound))
         return self._outputs(function, bound, where)
 
     def _check_targets(self, name, bound, where):
@@ -173,6 +177,8 @@ class StrictLayout:
                                    ("search_data", "search_property")):
             if data_key in bound and prop_key in bound:
                 prop = _rna_property(bound[data_key], bound[prop_key], where)
+                if prop is None:
+                    continue
                 if name in ("prop_enum", "prop_tabs_enum", "props_enum") and prop.type != "ENUM":
                     raise LayoutError(f"{where}: {bound[prop_key]!r} is not an enum")
                 if "value" in bound and name == "prop_enum":
@@ -196,7 +202,7 @@ class StrictLayout:
             fixed = getattr(p, "fixed_type", None)
             fixed = fixed.identifier if fixed is not None else ""
             if fixed == "UILayout":
-                outputs.append(StrictLayout(self._log, self))
+                outputs.append(StrictLayout(self._log))
             elif fixed == "OperatorProperties":
                 outputs.append(OperatorProperties(_operator_type(bound["operator"], where),
                                                   bound["operator"]))
@@ -229,8 +235,10 @@ class StandIn:
         self._cls, self.layout = cls, layout
 
     def __getattr__(self, key):
-        value = getattr(self._cls, key)
-        return value.__get__(self) if callable(value) and hasattr(value, "__get__") else value
+        raw = inspect.getattr_static(self._cls, key)
+        if callable(raw) and not isinstance(raw, type) and hasattr(raw, "__get__"):
+            return raw.__get__(self, self._cls)          # methods, classmethods, staticmethods
+        return getattr(self._cls, key)
 
 
 class Context:
@@ -246,13 +254,14 @@ class Context:
         return getattr(bpy.context, key)
 
 
-PANELS = [c for c in panel.CLASSES if issubclass(c, bpy.types.Panel)]
-LISTS = [c for c in panel.CLASSES if issubclass(c, bpy.types.UIList)]
+# every panel the add-on registers, wherever it is defined
+PANELS = [c for c in ui.CLASSES if issubclass(c, bpy.types.Panel)]
 
 
 def draw_all(active_object=None, width=300) -> StrictLayout:
     """Draw every panel (header and body, whatever its poll says) and every row of every
-    list, as Blender would for the current scene; returns the layout holding the log."""
+    list a panel shows, as Blender would for the current scene; returns the layout holding
+    the log of every call."""
     layout = StrictLayout()
     context = Context(scene=bpy.context.scene, region=types.SimpleNamespace(width=width),
                       active_object=active_object, object=active_object)
@@ -260,17 +269,16 @@ def draw_all(active_object=None, width=300) -> StrictLayout:
         for name in ("draw_header", "draw"):
             if hasattr(cls, name):
                 getattr(cls, name)(StandIn(cls, layout), context)
-    for cls in LISTS:
-        for data, propname in _lists_drawn(layout):
-            items = getattr(data, propname)
-            for index, item in enumerate(items):
-                cls.draw_item(StandIn(cls, layout), context, layout.row(), data, item, 0,
-                              data, propname, index)
+    for call in layout.calls("template_list"):
+        cls, data, propname = (call.args[k] for k in ("listtype_name", "dataptr", "propname"))
+        cls = getattr(bpy.types, cls)
+        lister = StandIn(cls, layout)
+        if "filter_items" in vars(cls):
+            lister.filter_items(context, data, propname)
+        for index, item in enumerate(getattr(data, propname)):
+            lister.draw_item(context, layout.row(), data, item, 0, call.args["active_dataptr"],
+                             call.args["active_propname"], index)
     return layout
-
-
-def _lists_drawn(layout):
-    return [(c.args["dataptr"], c.args["propname"]) for c in layout.calls("template_list")]
 
 
 # --- the recorder itself is strict ----------------------------------------------------------
@@ -317,6 +325,7 @@ def user_presets_dir(tmp_path):
      "no property 'node_idx'"),
     (lambda lay, s: lay.prop(types.SimpleNamespace(expr=""), "expr"), "not a valid pointer"),
     (lambda lay, s: lay.menu("MM_MT_none"), "no menu"),
+    (lambda lay, s: lay.prop(s.id_data, '["mm_nope"]'), "no custom property 'mm_nope'"),
     (lambda lay, s: lay.seperator(), "no attribute 'seperator'"),
 ])
 def test_the_recorder_refuses_what_blender_refuses(settings, typo, message):
@@ -335,6 +344,8 @@ def test_the_recorder_accepts_what_blender_accepts(settings):
     row.prop_enum(settings.look, "background", "paper")
     op = row.operator("mm.load_preset", text="Load", icon="IMPORT")
     op.name = "intro_cube"
+    settings.id_data["mm_note"] = 1
+    row.prop(settings.id_data, '["mm_note"]')
     header, body = layout.panel("an_id")
     body.label(text="x")
     layout.separator(factor=0.5)
