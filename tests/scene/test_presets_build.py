@@ -76,10 +76,11 @@ def small_sweep_spec(name):
 
 
 def evaluated(obj) -> dict:
-    """The instances a cells object draws at the current frame: their `value`s."""
+    """The cells an object draws at the current frame (cube instances, or a point cloud of
+    spheres): their `value`s."""
     dg = bpy.context.evaluated_depsgraph_get()
     geometry = obj.evaluated_get(dg).evaluated_geometry()   # keep the GeometrySet alive
-    cloud = geometry.instances_pointcloud()
+    cloud = geometry.instances_pointcloud() or geometry.pointcloud
     if cloud is None or not len(cloud.points):
         return {"n": 0, "value": np.zeros(0, np.float32)}
     values = np.empty(len(cloud.points), np.float32)
