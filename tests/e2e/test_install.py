@@ -134,16 +134,18 @@ def test_mm_blender_check_from_another_folder(installed):
 
 def test_import_mm_blender_is_the_installed_api(installed):
     _, venv, elsewhere = installed
-    probe = ("import json, mm_blender\n"
+    probe = ("import json, sys, mm_blender\n"
              "from mm_blender.core import presets\n"
              "from mm_blender.models import sources\n"
+             "plan = mm_blender.plan_spec(mm_blender.load_spec('intro_cube'))\n"
              "print(json.dumps({'file': mm_blender.__file__, 'presets': str(presets.PRESETS_DIR),"
-             " 'spec': mm_blender.load_spec('intro_cube').name,"
+             " 'plan': plan.name, 'bpy': 'bpy' in sys.modules,"
              " 'text': sources.default_text(), 'show': callable(mm_blender.show)}))\n")
     got = json.loads(_run([venv / "bin" / "python", "-c", probe], cwd=elsewhere).stdout)
     assert Path(got["file"]).is_relative_to(venv)
     assert Path(got["presets"]).is_relative_to(venv)
-    assert got["spec"] == "intro_cube" and got["show"]
+    assert got["plan"] == "intro_cube" and got["show"]
+    assert not got["bpy"]          # the API plans without Blender; only build/render load it
     assert got["text"] == (ROOT / "mm_blender" / "data" / "default_text.txt").read_text()
 
 
