@@ -77,8 +77,8 @@ def show(source: str | Path | Spec, *, resolution=(640, 360), samples: int = 16,
     Blender's interface use the panel (or `build` and `render_still`) instead."""
     spec = api.load_spec(source)
     size = _size(resolution)
-    if not 1 <= int(samples) <= 65536:
-        raise MMError(f"invalid samples {samples}: use 1 to 65536")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= 65536:
+        raise MMError(f"invalid samples {samples!r}: use a whole number from 1 to 65536")
     if importlib.util.find_spec("bpy") is None:
         raise MMError("show() renders with Blender's bpy module, which is not installed: "
                       "pip install 'mm_blender[blender]'")
@@ -101,6 +101,6 @@ def show(source: str | Path | Spec, *, resolution=(640, 360), samples: int = 16,
     api.reset_file()
     api.build_plan(spec, plan, look=look, view=view)
     with tempfile.TemporaryDirectory(prefix="mm_blender_show_") as tmp:
-        path = api.render_still(Path(tmp) / "show.png", resolution=size, samples=int(samples),
+        path = api.render_still(Path(tmp) / "show.png", resolution=size, samples=samples,
                                 engine=engine, device=device)
         return Picture(path.read_bytes(), spec.name)

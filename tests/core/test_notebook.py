@@ -36,3 +36,9 @@ def test_a_picture_is_a_png_with_its_size():
            + _chunk(b"IEND", b""))
     picture = mm_blender.Picture(png, "tiny")
     assert picture.size == (5, 3) and picture._repr_png_() is png
+
+
+@pytest.mark.parametrize("samples", [0, 70000, 2.5, "16", True])
+def test_bad_samples_are_refused(samples):
+    with pytest.raises(MMError, match="samples"):
+        mm_blender.show("intro_cube", resolution=(16, 10), samples=samples)
