@@ -3,9 +3,17 @@
 The pure core (`core/`, `models/`, `interop/`) imports no bpy; `scene/`, `render/` and `ui/`
 do. `register`/`unregister` are the Blender extension hooks (they load the UI lazily, so
 `import mm_blender` works without Blender).
+
+The API: `mm_blender.load_spec`, `plan_spec`, `build`, `render_still`, `show` (a picture for
+notebooks), ... as in api.py; none of them imports bpy until it builds or renders.
 """
 
 __version__ = "0.1.0"
+
+from .api import (build, build_plan, check_writable, load_spec, plan_spec,  # noqa: E402,F401
+                  render_animation, render_still, reset_file, save_blend)
+from .errors import MMError  # noqa: E402,F401
+from .notebook import Picture, show  # noqa: E402,F401
 
 
 def register():

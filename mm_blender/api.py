@@ -69,9 +69,15 @@ def build(source: str | Path | Spec, *, look: str | None = None, view: str | Non
     can fail on the user's input (values, shapes, files) fails before the scene is touched."""
     spec = load_spec(source)
     plan = plan_spec(spec, progress, allow_network=allow_network)
+    return build_plan(spec, plan, look=look, view=view, progress=progress)
+
+
+def build_plan(spec: Spec, plan: ScenePlan, *, look: str | None = None,
+               view: str | None = None, progress: Progress | None = None):
+    """Build a plan made by `plan_spec(spec)` into the current Blender file."""
     from .scene.animate import animate
-    from .scene.build import build as build_plan
-    collection = build_plan(plan, look=look, view=view, progress=progress)
+    from .scene.build import build as build_scene
+    collection = build_scene(plan, look=look, view=view, progress=progress)
     animate(plan, spec, collection)   # keyframes the sweep; adds nothing for static presets
     return collection
 

@@ -198,7 +198,9 @@ def cmd_capture(args) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m mm_blender",
+    # `mm-blender` is the console script a pip install adds; `python -m mm_blender` works anywhere
+    prog = "mm-blender" if Path(sys.argv[0]).name == "mm-blender" else "python -m mm_blender"
+    p = _Parser(prog=prog,
                 description="Matrix multiplications as native Blender scenes.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

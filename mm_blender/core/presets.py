@@ -1,5 +1,5 @@
-"""Built-in presets (presets/*.toml beside the package) and resolving a SOURCE argument:
-a preset name or a path to a TOML file."""
+"""Built-in presets (presets/*.toml) and resolving a SOURCE argument: a preset name or a path
+to a TOML file."""
 from __future__ import annotations
 
 import tomllib
@@ -9,7 +9,17 @@ from pathlib import Path
 from ..errors import MMError
 from .spec import Spec, load_toml
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "presets"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _presets_dir() -> Path:
+    """An installed wheel has them inside the package (mm_blender/presets/); a checkout and
+    the Blender extension have the one source, presets/ beside the package."""
+    candidates = (_PACKAGE / "presets", _PACKAGE.parent / "presets")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+PRESETS_DIR = _presets_dir()
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,9 @@ class PresetInfo:
 
 def list_presets(directory: Path = PRESETS_DIR) -> list[PresetInfo]:
     """Every preset with its one-line description and group, sorted by group then name."""
+    if not directory.is_dir():
+        raise MMError(f"the built-in presets folder '{directory}' is missing: reinstall "
+                      "mm_blender")
     out = []
     for path in sorted(directory.glob("*.toml")):
         try:

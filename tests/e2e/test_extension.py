@@ -86,7 +86,7 @@ def test_zip_is_valid_and_holds_only_what_users_need(built_zip):
 
 def test_manifest_rules_the_validator_does_not_check():
     tool = _load_tool()
-    good = {"license": ["SPDX:GPL-3.0-or-later"], "blender_version_min": "4.2.0",
+    good = {"license": ["SPDX:GPL-3.0-or-later"], "blender_version_min": "4.5.0",
             "permissions": {"files": "Read matrix data"}, "tagline": "Matrices as scenes",
             "version": "0.1.0"}
     assert tool.check_manifest(good, "0.1.0") == []
@@ -106,11 +106,11 @@ def test_build_fails_clearly_on_a_bad_manifest(tmp_path):
     (src / "__init__.py").write_text("def register(): pass\ndef unregister(): pass\n")
     manifest = (ROOT / "blender_manifest.toml").read_text()
     (src / "blender_manifest.toml").write_text(
-        manifest.replace('blender_version_min = "4.2.0"', 'blender_version_min = "4.1.0"'))
+        manifest.replace('blender_version_min = "4.5.0"', 'blender_version_min = "4.2.0"'))
     proc = subprocess.run([sys.executable, str(TOOL), "--source", str(src), "--out",
                            str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "blender_version_min" in proc.stderr and "4.1.0" in proc.stderr
+    assert "blender_version_min" in proc.stderr and "4.2.0" in proc.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.zip"))
 
 
