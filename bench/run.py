@@ -15,6 +15,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench_core  # noqa: E402
+import bench_render  # noqa: E402
 import bench_scene  # noqa: E402
 import bench_sweep_models  # noqa: E402
 
@@ -22,7 +23,8 @@ import bench_sweep_models  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="BENCHMARKS.md")
-    ap.add_argument("--quick", action="store_true", help="skip 4M scaling and the renders")
+    ap.add_argument("--quick", action="store_true",
+                    help="skip 4M scaling, the 640x360 renders and the cube baseline")
     args = ap.parse_args(argv)
     started = time.time()
     sections = []
@@ -32,6 +34,9 @@ def main(argv=None) -> int:
     sections.append(bench_scene.markdown(bench_scene.run(quick=args.quick, render=not args.quick)))
     print("sweep and models ...", file=sys.stderr, flush=True)
     sections.append(bench_sweep_models.markdown(bench_sweep_models.run()))
+    print("render ...", file=sys.stderr, flush=True)
+    sections.append(bench_render.markdown(bench_render.run(
+        quick=args.quick, progress=lambda m: print(m, file=sys.stderr, flush=True))))
     load = os.getloadavg()
     header = (
         "# Benchmarks\n\n"
