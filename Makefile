@@ -28,7 +28,7 @@ test-core: setup
 	$(BIN)/python -m pytest tests/core
 
 bench: setup
-	$(BIN)/python bench/run.py --out BENCHMARKS.md
+	$(BIN)/python bench/run.py --out BENCHMARKS.md --readme README.md
 
 gallery: setup
 	$(BIN)/python render_jobs/render_all.py --out docs/gallery --resolution 640x400 --samples 16 --static --gallery README.md --keep-going

@@ -61,13 +61,18 @@ def test_three_frame_chunk_changes_only_where_the_sweep_moves(tmp_path):
     first = scene.frame_start + 2                 # the plane is at rows 2, 3, 4 of i
     frames = list(range(first, first + 3))
 
-    timed = []
+    timed, said = [], []
     out = render_animation(tmp_path / "frames", frames=(frames[0], frames[-1]),
                            resolution=(W, H), samples=4, device="cpu", denoise=False,
-                           on_frame=timed.append)
+                           on_frame=timed.append, progress=lambda f, m: said.append((f, m)))
     names = sorted(os.listdir(out))
     assert names == [f"frame_{f:04d}.png" for f in frames]
     assert [t.frame for t in timed] == frames and all(t.total_s > 0 for t in timed)
+    assert all(t.sampling_s > 0 and t.scene_s > 0 for t in timed)     # Cycles reported both
+    progress = [m for f, m in said if m.startswith("frame ")]
+    assert [m.split()[1] for m in progress] == ["1/3", "2/3", "3/3"]
+    assert all(" left" in m and "sampling" in m for m in progress) and said[-1][0] == 1.0
+    assert not bpy.context.scene.render.use_persistent_data          # restored after
     images = [pixels(out / n)[..., :3] for n in names]
 
     # where each frame draws the products, and where anything that moves draws at all
