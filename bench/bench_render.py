@@ -327,7 +327,7 @@ def readme_table(r: dict) -> str:
                     "linear |")
     if "cube_chunk" in r:
         rows.append(f"| before: cube cells, still / a sweep frame | {r['cube_still']['wall_s']:.1f} s"
-                    f" / {r['cube_chunk']['split']['frame_s']:.1f} s | "
+                    f" / {r['cube_chunk']['split']['frame_s']:.1f} s | peak memory "
                     f"{r['cube_still']['peak_rss_mb']:.0f} MB | |")
     return (f"Measured {time.strftime('%Y-%m-%d', time.gmtime())}, load average "
             f"{r['load_average']:.1f} on 2 shared cores:\n\n" + "\n".join(rows))
