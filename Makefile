@@ -44,7 +44,7 @@ test-lts: $(LTS_STAMP)
 	MM_TESTS_MAY_LACK=torch,safetensors,gguf,tokenizers $(LTS_VENV)/bin/python -m pytest tests/scene tests/e2e
 
 bench: setup
-	$(BIN)/python bench/run.py --out BENCHMARKS.md
+	$(BIN)/python bench/run.py --out BENCHMARKS.md --readme README.md
 
 gallery: setup
 	$(BIN)/python render_jobs/render_all.py --out docs/gallery --resolution 640x400 --samples 16 --static --gallery README.md --keep-going

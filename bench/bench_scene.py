@@ -212,10 +212,12 @@ def _load_plan(plan: str, cells: int | None = None):
 
 
 def _instances(obj) -> int:
+    """Drawn cells: cube instances, or the points of a sphere cloud (the default shape)."""
     import bpy
     dg = bpy.context.evaluated_depsgraph_get()
     geometry = obj.evaluated_get(dg).evaluated_geometry()
-    cloud = geometry.instances_pointcloud()
+    instances = geometry.instances_pointcloud()
+    cloud = instances if instances is not None else geometry.pointcloud
     return 0 if cloud is None else len(cloud.points)
 
 

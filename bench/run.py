@@ -15,6 +15,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import bench_core  # noqa: E402
+import bench_render  # noqa: E402
 import bench_scene  # noqa: E402
 import bench_sweep_models  # noqa: E402
 
@@ -22,7 +23,9 @@ import bench_sweep_models  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="BENCHMARKS.md")
-    ap.add_argument("--quick", action="store_true", help="skip 4M scaling and the renders")
+    ap.add_argument("--readme", help="also update the Speed figures in this README")
+    ap.add_argument("--quick", action="store_true",
+                    help="skip 4M scaling, the 640x360 renders and the cube baseline")
     args = ap.parse_args(argv)
     started = time.time()
     sections = []
@@ -32,6 +35,10 @@ def main(argv=None) -> int:
     sections.append(bench_scene.markdown(bench_scene.run(quick=args.quick, render=not args.quick)))
     print("sweep and models ...", file=sys.stderr, flush=True)
     sections.append(bench_sweep_models.markdown(bench_sweep_models.run()))
+    print("render ...", file=sys.stderr, flush=True)
+    render = bench_render.run(quick=args.quick,
+                              progress=lambda m: print(m, file=sys.stderr, flush=True))
+    sections.append(bench_render.markdown(render))
     load = os.getloadavg()
     header = (
         "# Benchmarks\n\n"
@@ -42,6 +49,8 @@ def main(argv=None) -> int:
         "the machine's load; each section's ratio is measured within one run.\n\n"
     )
     Path(args.out).write_text(header + "\n".join(sections), encoding="utf-8")
+    if args.readme:
+        bench_render.write_readme(args.readme, render)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

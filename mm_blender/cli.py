@@ -47,13 +47,16 @@ class Progress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.last = 0.0
+        self.last_fraction = -1.0
         self.start = time.perf_counter()
 
     def __call__(self, fraction: float, message: str) -> None:
         now = time.perf_counter()
-        if self.quiet or (now - self.last < 0.25 and fraction < 1.0):
+        # quick steps are thinned out, but every percent of a long render is shown
+        if self.quiet or (now - self.last < 0.25 and fraction < 1.0
+                          and fraction - self.last_fraction < 0.01):
             return
-        self.last = now
+        self.last, self.last_fraction = now, fraction
         print(f"[{100 * fraction:5.1f}%] {message}", file=sys.stderr, flush=True)
 
     def elapsed(self) -> float:
@@ -165,10 +168,13 @@ def cmd_render(args) -> int:
     if args.blend:
         api.save_blend(api.check_writable(args.blend))
     if args.video or frames:
+        timed = []
         written = api.render_animation(out, frames=frames, video=args.video,
                                        resolution=resolution, samples=args.samples,
                                        engine=args.engine, device=args.device,
-                                       progress=progress)
+                                       progress=progress, on_frame=timed.append)
+        from .render.frame_clock import summary
+        print(summary(timed))
     else:
         written = api.render_still(out, resolution=resolution, samples=args.samples,
                                    engine=args.engine, device=args.device, progress=progress)

@@ -122,7 +122,7 @@ class ScenePlan:
     labels: list[LabelPlan]
     bounds_min: np.ndarray   # (3,) of everything drawn
     bounds_max: np.ndarray
-    cell_shape: str = "cube"
+    cell_shape: str = "sphere"
     background: str = "dark"
     view: str = "mm"
     title: str = ""          # the expression

@@ -132,7 +132,7 @@ class VizSpec:
     hue_gap: float = 0.74
     hue_spread: float = 0.04
     colormap: str = "mm"
-    cell_shape: str = "cube"
+    cell_shape: str = "sphere"   # round dots as mm draws them; a point cloud renders fast
 
 
 @dataclass

@@ -105,7 +105,7 @@ def build(plan: ScenePlan, *, look: str | None = None, view: str | None = None,
     scene = scene or bpy.context.scene
     look = material.check_look(look or plan.background or "dark")
     view = cameramod.check_view(view or plan.view or "mm")
-    shape = shape or plan.cell_shape or "cube"
+    shape = shape or plan.cell_shape or "sphere"
     if shape not in nodes.SHAPES:
         raise MMError(f"unknown cell shape {shape!r}: expected one of {', '.join(nodes.SHAPES)}")
     _check(plan)

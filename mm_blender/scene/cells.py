@@ -1,7 +1,7 @@
 """Cells: one mesh object per matrix, one vertex per element (row-major, index = i*cols + j),
 with point attributes `value` (exact), `color` (linear RGBA) and `size` (edge length, 0 = not
-drawn). The `mm_cells` Geometry Nodes modifier instances a cube on every drawn point, or
-turns the drawn points into a point cloud of spheres (nodes.py).
+drawn). The `mm_cells` Geometry Nodes modifier turns the drawn points into a point cloud of
+spheres (the default), or instances a cube on every drawn point (nodes.py).
 
 Vertex positions are the plan's positions in world space; the object keeps an identity
 transform so point coordinates read in the spreadsheet are scene coordinates.
@@ -60,7 +60,7 @@ def face_rotation(matrix: MatrixPlan) -> tuple[float, float, float]:
     return (euler.x, euler.y, euler.z)
 
 
-def cells_object(matrix: MatrixPlan, name: str, *, material, shape: str = "cube",
+def cells_object(matrix: MatrixPlan, name: str, *, material, shape: str = "sphere",
                  collection=None):
     """Create the matrix's mesh and object, with the instancer modifier attached."""
     mesh = bpy.data.meshes.new(name)

@@ -384,14 +384,14 @@ def test_what_mm_lacks_is_noted(tmp_path):
             "At": {"h": 4, "w": 3, "init": "transpose", "source": "A"},
             "W": {"h": 3, "w": 4, "init": "file", "file": "w.npy"},
         },
-        "viz": {"colormap": "diverging", "cell_shape": "sphere"},
+        "viz": {"colormap": "diverging", "cell_shape": "cube"},
         "look": {"background": "paper"},
         "anim": {"seconds": 5.0},
     }, base_dir=tmp_path)
     notes = []
     params = mm_links.mm_params_from_spec(spec, notes)
     text = " ".join(notes)
-    for word in ("'file'", "diverging", "sphere", "paper", "seconds"):
+    for word in ("'file'", "diverging", "cube", "paper", "seconds"):
         assert word in text, word
     # the transpose of an expr leaf stays exact: its formula is called with i/j, h/w swapped
     at = params["left"]["right"]

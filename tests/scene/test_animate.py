@@ -66,16 +66,25 @@ PLAYER = textwrap.dedent(r'''
         if obj.hide_viewport:
             return out
         gs = obj.evaluated_get(dg).evaluated_geometry()   # keep the GeometrySet alive
+        # cells are cube instances or (sphere, the default) the points of a point cloud
         pc = gs.instances_pointcloud()
+        instanced = pc is not None
+        if not instanced:
+            pc = gs.pointcloud
         n = len(pc.points) if pc is not None else 0
         out["n"] = n
         if not n:
             return out
-        # bpy 5.0.1: the instances pointcloud's `position` is not filled in; the translation
-        # of `instance_transform` (column-major 4x4) is where each instance sits.
-        xf = np.empty(n * 16, np.float32)
-        pc.attributes["instance_transform"].data.foreach_get("value", xf)
-        out["position"] = xf.reshape(n, 16)[:, 12:15].tolist()
+        if instanced:
+            # bpy 5.0.1: the instances pointcloud's `position` is not filled in; the
+            # translation of `instance_transform` (column-major 4x4) is where each sits.
+            xf = np.empty(n * 16, np.float32)
+            pc.attributes["instance_transform"].data.foreach_get("value", xf)
+            out["position"] = xf.reshape(n, 16)[:, 12:15].tolist()
+        else:
+            co = np.empty(n * 3, np.float32)
+            pc.attributes["position"].data.foreach_get("vector", co)
+            out["position"] = co.reshape(n, 3).tolist()
         for name, attr in pc.attributes.items():
             if name.startswith(".") or name in ("instance_transform", "position"):
                 continue
