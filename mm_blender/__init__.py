@@ -8,6 +8,13 @@ do. `register`/`unregister` are the Blender extension hooks (they load the UI la
 __version__ = "0.1.0"
 
 
+def trace(fn, *args, **kwargs):
+    """Run fn(*args, **kwargs) with PyTorch and return the largest tree of matmuls it
+    performed as a Spec (see mm_blender/tracing/). Needs torch; imported only here."""
+    from .tracing import trace as _trace
+    return _trace(fn, *args, **kwargs)
+
+
 def register():
     from . import ui
     ui.register()

@@ -1,0 +1,115 @@
+"""Which trees a trace holds: each matmul not drawn inside another is the root of a tree
+(residual adds, norms and reshapes break a computation into several). Names are settled
+here, one per drawn matrix, unique within a tree."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..core import expr as exprmod
+from . import graph
+from .graph import Node
+
+_BAD = re.compile(r"[^\w.\-!#$%^&/\[\]]")
+
+
+@dataclass
+class Tree:
+    root: Node
+    name: str
+    matmuls: int
+    cells: int
+    expr: str
+    is_output: bool
+
+
+def _subtree(node: Node, out: list) -> list:
+    if node.is_matmul:
+        _subtree(node.left, out)
+        _subtree(node.right, out)
+    out.append(node)
+    return out
+
+
+def _sources(node: Node, out: set) -> None:
+    while node.source is not None:
+        node = node.source[0]
+        if id(node) in out:
+            return
+        out.add(id(node))
+
+
+def roots(nodes: list[Node]) -> list[Node]:
+    """Matmuls not inside another's tree (nor the raw form of a drawn one)."""
+    drawable = [n for n in nodes if n.is_matmul and n.epilogue not in graph.PARTIAL]
+    covered: set[int] = set()
+    for n in drawable:
+        _sources(n, covered)
+        for sub in _subtree(n, [])[:-1]:
+            covered.add(id(sub))
+            _sources(sub, covered)
+    return [n for n in drawable if id(n) not in covered]
+
+
+def _clean(name: str, fallback: str) -> str:
+    name = _BAD.sub("_", name.strip()) or fallback
+    return name if re.match(r"\w", name) else "_" + name
+
+
+class Names:
+    """One name per node of a tree: its best hint, made valid and unique."""
+
+    def __init__(self):
+        self.of: dict[int, str] = {}
+        self.taken: set[str] = set()
+        self.count = 0
+
+    def __call__(self, node: Node) -> str:
+        if id(node) in self.of:
+            return self.of[id(node)]
+        self.count += 1
+        _, hint = graph.name_of(node)
+        name = _clean(hint, f"m{self.count}" if node.is_matmul else f"x{self.count}")
+        base, i = name, 2
+        while name in self.taken:
+            name, i = f"{base}_{i}", i + 1
+        self.taken.add(name)
+        self.of[id(node)] = name
+        return name
+
+
+def to_expr(root: Node) -> tuple[exprmod.MatMul, dict, dict]:
+    """The tree as mm's expression, with leaf values and epilogues by name. A matmul drawn
+    twice is computed once; its second use reads its values as a leaf."""
+    names = Names()
+    leaves: dict[str, object] = {}
+    epilogues: dict[str, str] = {}
+    placed: set[int] = set()
+
+    def build(node: Node):
+        name = names(node)
+        if not node.is_matmul or id(node) in placed:
+            if node.is_matmul:
+                name = names(graph.Node(node.value, names=[(9, name + "_again")]))
+            leaves[name] = node.value
+            return exprmod.Leaf(name)
+        placed.add(id(node))
+        left, right = build(node.left), build(node.right)
+        epilogues[name] = node.epilogue
+        return exprmod.MatMul(name, left, right, named=True)
+
+    return build(root), leaves, epilogues
+
+
+def find(rec) -> list[Tree]:
+    """Every tree, largest first (matmuls, then cells); the function's output wins a tie."""
+    out = []
+    for r in roots(rec.nodes):
+        tree, leaves, _ = to_expr(r)
+        mms = exprmod.matmuls(tree)
+        cells = sum(v.size for v in leaves.values()) + sum(
+            n.value.size for n in _subtree(r, []) if n.is_matmul)
+        out.append(Tree(r, tree.name, len(mms), cells, exprmod.to_text(tree),
+                        r is rec.output))
+    out.sort(key=lambda t: (-t.matmuls, not t.is_output, -t.cells, t.root.order))
+    return out
