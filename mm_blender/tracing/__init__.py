@@ -72,6 +72,17 @@ def _safe_stem(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "trace"
 
 
+def tree_listing(traced: Trace, chosen: str) -> list[str]:
+    """Every tree found, largest first, the drawn one marked."""
+    lines = [f"trees found: {len(traced.trees)} (pick one with --root NAME)"]
+    for t in traced.trees:
+        mark = "*" if t.name == chosen else " "
+        what = f"{t.matmuls} matmul" + "s" * (t.matmuls != 1)
+        note = ", the function's output" if t.is_output else ""
+        lines.append(f" {mark} {t.name}  ({what}, {t.cells:,} cells{note})  {t.expr}")
+    return lines
+
+
 def trace(fn, *args, **kwargs):
     """Run fn(*args, **kwargs) with torch and return its largest matmul tree as a Spec."""
     return Trace.run(fn, args, kwargs).spec()

@@ -72,7 +72,7 @@ def _user_frame(filename: str) -> bool:
     if _TORCH_DIR is None:
         import torch
         _TORCH_DIR = os.path.dirname(torch.__file__)
-    here = os.path.dirname(os.path.dirname(__file__))
+    here = os.path.dirname(__file__)   # our own recording code; the models are fair game
     return not (filename.startswith(_TORCH_DIR) or filename.startswith(here)
                 or filename.startswith("<frozen"))
 
@@ -92,8 +92,8 @@ class Recorder:
         self.module_paths: dict[int, str] = {}
         self.scope: list[str] = []
         self.counts: dict[str, int] = {}
-        self.arguments: list = []         # (name, rows) of the tensors fn was given
         self.module_outputs: dict[int, str] = {}
+        self.derived: dict[int, tuple] = {}   # id -> (id of the tensor it views, suffix)
 
     # --- views: how a tensor is seen as one matrix --------------------------------------
     def _sel(self, lead: tuple) -> tuple | None:
@@ -137,8 +137,10 @@ class Recorder:
             if block is not None:
                 if role:
                     scope = self._scope()
-                    block.hint(f"{scope}{role}", 2.5)
-                    block.right.hint(f"{scope}w{role}", 2.5)
+                    # a head's slice of a fused projection: its role says more than the
+                    # name of the whole projection
+                    block.hint(f"{scope}{role}", 3.5)
+                    block.right.hint(f"{scope}w{role}", 3.5)
                 if block not in self.rec.nodes:
                     self.rec.nodes.append(block)
                 return block
@@ -149,9 +151,6 @@ class Recorder:
             new._memo["tensors"] = [(id(t), suffix)]
             if role:
                 new.hint(f"{self._scope()}{role}", 1)
-            for name, rows in self.arguments:   # e.g. a transposed copy of an argument
-                if rows.shape == mat.shape and np.array_equal(rows, mat, equal_nan=True):
-                    new.hint(name, 2.8)
             self.leaves[key] = new
         return self.leaves[key]
 
@@ -205,7 +204,7 @@ class Recorder:
         k = x.shape[-1]
         left = self.node_for(x, _numpy(x).reshape(-1, k), role="input")
         right = self.node_for(weight, _numpy(weight).T, "_t")
-        if bias is not None:
+        if bias is not None and bool(bias.detach().any()):   # a zero bias draws as none
             left = graph.with_ones(left)
             right = graph.with_bias(right, _numpy(bias))
         value = _numpy(out).reshape(-1, out.shape[-1])
@@ -339,6 +338,23 @@ class Recorder:
                 return
         self.by_tensor.pop(id(o), None)   # changed in place: its old node keeps old values
 
+    def derive_name(self, name, args, out) -> None:
+        """A view of a tensor (proj[64:128], w.T) is named after it, if nothing better."""
+        import torch
+        if not args or not isinstance(args[0], torch.Tensor) or not isinstance(out, torch.Tensor):
+            return
+        if name == "__getitem__" and len(args) > 1:
+            suffix = _index_text(args[1])
+        elif name in ("t", "T", "mT", "transpose", "adjoint"):
+            suffix = "_t"
+        elif name in _SAME_NAME:
+            suffix = ""
+        else:
+            return
+        if suffix is not None:
+            self.keep += [args[0], out]
+            self.derived.setdefault(id(out), (id(args[0]), suffix))
+
     # --- names --------------------------------------------------------------------------
     def see_module(self, module) -> None:
         if id(module) in self.module_paths:
@@ -376,9 +392,6 @@ class Recorder:
             for t in _flat_tensors(value, []):
                 self.keep.append(t)
                 self.var_names.setdefault(id(t), name)
-                if _is_float(t) and t.dim() >= 2:   # found again when a view of it is drawn
-                    a = _numpy(t)
-                    self.arguments.append((name, a.reshape(-1, a.shape[-1])))
 
     def _variable_of(self, obj) -> str:
         frame = sys._getframe(1)
@@ -393,17 +406,59 @@ class Recorder:
                 return k
         return ""
 
+    def _derived_name(self, tid) -> str:
+        suffix = ""
+        for _ in range(20):
+            if tid not in self.derived:
+                return ""
+            tid, more = self.derived[tid]
+            suffix = more + suffix
+            name = self.var_names.get(tid) or self.param_names.get(tid)
+            if name:
+                if suffix.startswith("_t") and name.endswith("_t"):
+                    return name[:-2] + suffix[2:]
+                return name + suffix
+        return ""
+
+    def _named_tensors(self):
+        by_id = {id(t): t for t in self.keep}
+        for tid, name in self.var_names.items():
+            if tid in by_id:
+                yield name, by_id[tid]
+
     def profile(self, frame, event, arg):
         """On each return from the user's code, the names its tensors were bound to."""
         import torch
-        if event != "return" or not _user_frame(frame.f_code.co_filename):
+        if (event != "return" or frame.f_code.co_name.startswith("<")   # comprehensions
+                or not _user_frame(frame.f_code.co_filename)):
             return
         for name, value in frame.f_locals.items():
-            if isinstance(value, torch.Tensor) and not name.startswith("_"):
+            if name.startswith("_"):
+                continue
+            if isinstance(value, torch.Tensor):
                 self.keep.append(value)
                 self.var_names.setdefault(id(value), name)
+            elif isinstance(value, dict) and len(value) < 256:   # weights in a dict: w[q]
+                for key, item in value.items():
+                    if isinstance(item, torch.Tensor) and isinstance(key, str):
+                        self.keep.append(item)
+                        self.var_names.setdefault(id(item), f"{name}.{key}")
 
     def finish_names(self) -> None:
+        # a leaf read through a view (x.transpose(0, 1) inside a module) is named after
+        # the variable holding the same values
+        named: dict[tuple, list] = {}
+        for name, t in self._named_tensors():
+            if _is_float(t) and t.dim() >= 2 and t.numel() <= 1 << 24:
+                rows = _numpy(t).reshape(-1, t.shape[-1])
+                named.setdefault(rows.shape, []).append((name, rows))
+        for node in self.leaves.values():
+            if max((p for p, _ in node.names), default=-1) >= 2.8:
+                continue
+            for name, rows in named.get(node.value.shape, ()):
+                if np.array_equal(rows, node.value, equal_nan=True):
+                    node.hint(name, 2.8)
+                    break
         seen = set()
         every = list(self.rec.nodes) + list(self.leaves.values())
         stack = list(every)
@@ -419,11 +474,37 @@ class Recorder:
                     node.hint(self.param_names[tid] + suffix, 2)
                 if tid in self.module_outputs:
                     node.hint(self.module_outputs[tid] + suffix, 1.5)
+                derived = self._derived_name(tid)
+                if derived:
+                    node.hint(derived + suffix, 2.2)
             for child in (node.left, node.right):
                 if child is not None:
                     stack.append(child)
             if node.source is not None:
                 stack.append(node.source[0])
+
+
+_SAME_NAME = ("view", "reshape", "contiguous", "unsqueeze", "squeeze", "permute", "flatten",
+              "unflatten", "clone", "detach", "to", "float", "expand", "narrow")
+
+
+def _index_text(index) -> str | None:
+    """proj[64:128, :] -> "[64-128]" (a name may hold brackets and dashes, not colons)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    out = []
+    for p in parts:
+        if isinstance(p, slice) and p.step in (None, 1):
+            if p.start in (None, 0) and p.stop is None:
+                out.append("")
+                continue
+            out.append(f"{p.start or 0}-{'' if p.stop is None else p.stop}")
+        elif isinstance(p, int):
+            out.append(str(p))
+        else:
+            return None
+    while out and out[-1] == "":
+        out.pop()
+    return "".join(f"[{p}]" for p in out) if out else ""
 
 
 def require_torch():
@@ -502,6 +583,7 @@ def make_mode(recorder: Recorder):
                 recorder.attention(args[0], args[1], args[2], out, **extra)
             elif name not in ("__get__", "__set__", "size", "dim", "numel", "shape"):
                 recorder.after_other(name, (args, kwargs), out)
+                recorder.derive_name(name, args, out)
 
     return TraceMode()
 
