@@ -216,9 +216,13 @@ class Recorder:
 
     def addmm(self, bias, m1, m2, out, beta, alpha, what):
         """beta * bias + alpha * (m1 @ m2), drawn when it is a plain product plus a row bias."""
-        if beta != 1 or alpha != 1 or not _is_float(bias):
+        if alpha != 1 or not _is_float(bias):
             return self.after_other(what, (bias, m1, m2), out)
         b = _numpy(bias)
+        if beta == 0 or not b.any():       # nothing added: a plain product
+            return self.matmul(m1, m2, out, what)
+        if beta != 1:
+            return self.after_other(what, (bias, m1, m2), out)
         if b.ndim > 1 and b.shape[-2] != 1:
             return self.after_other(what, (bias, m1, m2), out)
         if m1.dim() == 2:

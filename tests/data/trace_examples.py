@@ -32,6 +32,9 @@ def causal_head():
 def multihead_attention():
     torch.manual_seed(2)
     mha = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    with torch.no_grad():   # torch starts them at zero; real ones show the bias rows
+        mha.in_proj_bias.normal_(0, 0.1)
+        mha.out_proj.bias.normal_(0, 0.1)
     x = torch.randn(1, 12, 32)
     out, _ = mha(x, x, x, need_weights=False)
     return out
@@ -40,6 +43,8 @@ def multihead_attention():
 def encoder_layer():
     torch.manual_seed(3)
     layer = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True).eval()
+    with torch.no_grad():
+        layer.self_attn.in_proj_bias.normal_(0, 0.1)
     x = torch.randn(1, 32, 64)
     return layer(x)
 
