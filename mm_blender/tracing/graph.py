@@ -188,26 +188,54 @@ def with_bias(weight: Node, bias: np.ndarray) -> Node:
     return new
 
 
+def _row_choices(h: int, m: int):
+    """Row sets of an h-row result that m rows of one batch entry can be: all of them, a
+    contiguous block (batch-major rows) or every (h/m)-th row (sequence-major, as torch's
+    MultiheadAttention lays out (T, B, E))."""
+    if m == h:
+        yield "", slice(None)
+        return
+    if h % m:
+        return
+    count = h // m
+    for b in range(count):
+        yield f"[{b * m}-{(b + 1) * m}]", slice(b * m, (b + 1) * m)
+    for b in range(count):
+        yield f"[{b}::{count}]".replace(":", "-"), slice(b, None, count)
+
+
 def column_block(node: Node, value: np.ndarray) -> Node | None:
-    """`value` as a block of whole columns of a matmul's result (a head's slice of a fused
-    projection): the same left times those columns of the right."""
+    """`value` as a block of a matmul's result (one head's columns of a fused projection,
+    one batch entry's rows): the same product of those rows of the left (a leaf) and those
+    columns of the right."""
     if not node.is_matmul or node.epilogue not in POINTWISE or node.right.is_matmul:
         return None
     h, w = node.value.shape
     m, n = value.shape
-    if m != h or n >= w or w % n:
+    if w % n or (m, n) == (h, w):
         return None
-    for c0 in range(0, w, n):
-        if np.array_equal(node.value[:, c0:c0 + n], value, equal_nan=True):
-            key = ("cols", c0, n)
+    for row_tag, rows in _row_choices(h, m):
+        if row_tag and node.left.is_matmul:
+            continue
+        for c0 in range(0, w, n):
+            if not np.array_equal(node.value[rows, c0:c0 + n], value, equal_nan=True):
+                continue
+            key = ("block", row_tag, c0, n)
             if key not in node._memo:
-                right = leaf(node.right.value[:, c0:c0 + n], node.right.what)
-                right.source = (node.right, f"[{c0}-{c0 + n}]")
-                new = matmul(node.left, right, value, node.epilogue, node.what)
+                left = node.left
+                if row_tag:
+                    left = node._memo.setdefault(("rows", row_tag),
+                                                 leaf(node.left.value[rows], node.left.what))
+                    left.source = (node.left, "")
+                cols = f"[{c0}-{c0 + n}]" if n != w else ""
+                right = node.right
+                if cols:
+                    right = leaf(node.right.value[:, c0:c0 + n], node.right.what)
+                    right.source = (node.right, cols)
+                new = matmul(left, right, value, node.epilogue, node.what)
                 if new is None:
                     return None
-                new.source = (node, f"[{c0}-{c0 + n}]")
-                new._memo["block_of"] = node
+                new.source = (node, row_tag + cols)
                 node._memo[key] = new
             return node._memo[key]
     return None

@@ -140,7 +140,8 @@ class Recorder:
                     # a head's slice of a fused projection: its role says more than the
                     # name of the whole projection
                     block.hint(f"{scope}{role}", 3.5)
-                    block.right.hint(f"{scope}w{role}", 3.5)
+                    if block.right is not node.right:
+                        block.right.hint(f"{scope}w{role}", 3.5)
                 if block not in self.rec.nodes:
                     self.rec.nodes.append(block)
                 return block
@@ -349,8 +350,12 @@ class Recorder:
             return
         if name == "__getitem__" and len(args) > 1:
             suffix = _index_text(args[1])
-        elif name in ("t", "T", "mT", "transpose", "adjoint"):
-            suffix = "_t"
+        elif name in ("t", "T", "mT", "transpose", "adjoint", "swapaxes"):
+            dims = [d % out.dim() for d in args[1:3] if isinstance(d, int)] if out.dim() else []
+            # a matrix transpose is x_t; swapping batch and sequence keeps the name
+            suffix = "_t" if out.dim() <= 2 or not dims or sorted(dims) == [out.dim() - 2,
+                                                                            out.dim() - 1] \
+                else ""
         elif name in _SAME_NAME:
             suffix = ""
         else:

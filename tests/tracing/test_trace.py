@@ -163,8 +163,13 @@ def test_multihead_attention_picks_batch_and_head():
         _, _, attn, head_out = _mha_head(mha, x[2], 1)
     m = drawn(spec)
     root = spec.tree
+    # torch lays the batch out sequence-major inside: batch 2's rows are every third row of
+    # the fused projection, and head 1 its second block of columns
+    assert spec.expr == ("mha.head_out = (mha.attn = (mha.Q = x @ mha.wQ) @ (mha.K_t = "
+                         "mha.wK_t @ x_t)) @ (mha.V = x @ mha.wV)")
     close(m[root.name], head_out)
     close(m[root.left.name], attn)
+    np.testing.assert_array_equal(m["x"], x[2].numpy())
     assert_every_matmul_is_its_epilogue(spec)
 
 
