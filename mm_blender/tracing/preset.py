@@ -16,7 +16,7 @@ from . import trees
 
 def preset_table(tree: trees.Tree, name: str, description: str, data_file: str) -> tuple:
     """(the preset as a TOML table, the leaves' arrays by name)."""
-    root, leaves, epilogues = trees.to_expr(tree.root)
+    root, leaves, epilogues = trees.to_expr(tree.root, tree.name)
     table = {
         "name": name,
         "description": description,

@@ -78,7 +78,7 @@ def _user_frame(filename: str) -> bool:
 
 
 class Recorder:
-    """Holds the trace's state; `mode()` is the TorchFunctionMode that feeds it."""
+    """The trace's state: nodes by tensor, leaves, names; `make_mode` feeds it."""
 
     def __init__(self, fn, batch: int = 0, head: int = 0):
         self.fn = fn
@@ -590,7 +590,11 @@ def make_mode(recorder: Recorder):
                 names = ("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
                 extra = dict(zip(names, args[3:]), **kwargs)
                 recorder.attention(args[0], args[1], args[2], out, **extra)
-            elif name not in ("__get__", "__set__", "size", "dim", "numel", "shape"):
+            elif name == "__get__":   # a property: x.T names x_t
+                attr = getattr(getattr(func, "__self__", None), "__name__", "")
+                if attr in ("T", "mT"):
+                    recorder.derive_name("T", args, out)
+            elif name not in ("__set__", "size", "dim", "numel", "shape"):
                 recorder.after_other(name, (args, kwargs), out)
                 recorder.derive_name(name, args, out)
 

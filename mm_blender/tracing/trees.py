@@ -78,10 +78,13 @@ class Names:
         return name
 
 
-def to_expr(root: Node) -> tuple[exprmod.MatMul, dict, dict]:
+def to_expr(root: Node, root_name: str = "") -> tuple[exprmod.MatMul, dict, dict]:
     """The tree as mm's expression, with leaf values and epilogues by name. A matmul drawn
     twice is computed once; its second use reads its values as a leaf."""
     names = Names()
+    if root_name:
+        names.of[id(root)] = root_name
+        names.taken.add(root_name)
     leaves: dict[str, object] = {}
     epilogues: dict[str, str] = {}
     placed: set[int] = set()
@@ -112,4 +115,11 @@ def find(rec) -> list[Tree]:
         out.append(Tree(r, tree.name, len(mms), cells, exprmod.to_text(tree),
                         r is rec.output))
     out.sort(key=lambda t: (-t.matmuls, not t.is_output, -t.cells, t.root.order))
+    seen: dict[str, int] = {}
+    for t in out:   # --root picks a tree by its root's name: make those unique
+        seen[t.name] = seen.get(t.name, 0) + 1
+        if seen[t.name] > 1:
+            name = f"{t.name}_{seen[t.name]}"
+            tree, _, _ = to_expr(t.root, name)
+            t.name, t.expr = name, exprmod.to_text(tree)
     return out
