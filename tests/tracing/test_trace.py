@@ -330,3 +330,25 @@ def test_without_torch_trace_says_so_and_the_rest_works(tmp_path):
                         "mm_blender.cli; print('torch' in sys.modules)"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.stdout.strip() == "False"   # never imported at module level
+
+
+def test_trees_have_unique_root_names_and_root_picks_each():
+    def project(x, w):
+        out = torch.relu(x @ w)
+        return out
+
+    def fn():
+        torch.manual_seed(7)
+        x, w = torch.randn(4, 3), torch.randn(3, 5)
+        first = project(x, w)
+        second = project(x + 1, w)   # the add makes a leaf: a second tree
+        return first, second
+
+    t = Trace.run(fn)
+    assert sorted(tr.name for tr in t.trees) == ["out", "out_2"]
+    first, second = t.result
+    for tr in t.trees:
+        spec = t.spec(root=tr.name)
+        assert spec.tree.name == tr.name and spec.expr == tr.expr
+        want = first if np.allclose(tr.root.value, first.numpy()) else second
+        close(drawn(spec)[tr.name], want)
