@@ -212,8 +212,16 @@ class Recorder:
         module = self.scope[-1] if self.scope else ""
         node = graph.matmul(left, right, value, what=what)
         self.add(out, node, ("rows",), what)
-        if node is not None and module:
+        if node is None:
+            return
+        if module:
             node.hint(module, 1)
+        weight_name = self.param_names.get(id(weight), "")
+        if weight_name:   # named after the layer owning the weight: self_attn.out_proj
+            for end in (".weight", "_weight"):
+                if weight_name.endswith(end):
+                    weight_name = weight_name[:-len(end)]
+            node.hint(weight_name, 2.1)
 
     def addmm(self, bias, m1, m2, out, beta, alpha, what):
         """beta * bias + alpha * (m1 @ m2), drawn when it is a plain product plus a row bias."""

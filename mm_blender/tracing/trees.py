@@ -104,14 +104,26 @@ def to_expr(root: Node, root_name: str = "") -> tuple[exprmod.MatMul, dict, dict
     return build(root), leaves, epilogues
 
 
+def _cells(tree, leaves) -> int:
+    """Cells drawn, as Spec.cell_count counts them: every leaf occurrence and every result."""
+    shapes: dict[int, tuple] = {}
+    total = 0
+    for node in exprmod.walk(tree):
+        if isinstance(node, exprmod.Leaf):
+            shapes[id(node)] = leaves[node.name].shape
+        else:
+            shapes[id(node)] = (shapes[id(node.left)][0], shapes[id(node.right)][1])
+        total += shapes[id(node)][0] * shapes[id(node)][1]
+    return total
+
+
 def find(rec) -> list[Tree]:
     """Every tree, largest first (matmuls, then cells); the function's output wins a tie."""
     out = []
     for r in roots(rec.nodes):
         tree, leaves, _ = to_expr(r)
         mms = exprmod.matmuls(tree)
-        cells = sum(v.size for v in leaves.values()) + sum(
-            n.value.size for n in _subtree(r, []) if n.is_matmul)
+        cells = _cells(tree, leaves)
         out.append(Tree(r, tree.name, len(mms), cells, exprmod.to_text(tree),
                         r is rec.output))
     out.sort(key=lambda t: (-t.matmuls, not t.is_output, -t.cells, t.root.order))

@@ -42,7 +42,7 @@ def _built(spec, tmp_path):
 
 def _function_output(name, result, root):
     if name == "multihead_attention":   # the output projection is the tree of its own
-        return result[0].detach().numpy() if root == "mha" else None
+        return result[0].detach().numpy() if root == "mha.out_proj" else None
     if name == "smollm2_head":
         return result.out               # the capture's out = head_out @ wO
     if name in ("mlp", "causal_head"):
@@ -52,7 +52,7 @@ def _function_output(name, result, root):
 
 @pytest.mark.parametrize("name, root", [
     ("mlp", None), ("causal_head", None), ("multihead_attention", None),
-    ("multihead_attention", "mha"), ("encoder_layer", None), ("encoder_layer", "layer.linear2"),
+    ("multihead_attention", "mha.out_proj"), ("encoder_layer", None), ("encoder_layer", "layer.linear2"),
     ("smollm2_head", None)])
 def test_traced_example_in_a_saved_blend(name, root, tmp_path):
     traced = Trace.run(load_function(f"{EXAMPLES}:{name}"), label=name)

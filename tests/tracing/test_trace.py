@@ -143,9 +143,9 @@ def test_multihead_attention(tmp_path):
     assert_every_matmul_is_its_epilogue(spec)
     # the output projection is a tree of its own (the heads are concatenated in between);
     # drawn with --root, its root is the module's output
-    assert [tr.name for tr in t.trees] == ["mha.head_out", "mha"]
-    spec = t.save(tmp_path / "proj.toml", root="mha")
-    close(drawn(spec)["mha"], t.result[0])
+    assert [tr.name for tr in t.trees] == ["mha.head_out", "mha.out_proj"]
+    spec = t.save(tmp_path / "proj.toml", root="mha.out_proj")
+    close(drawn(spec)["mha.out_proj"], t.result[0])
     assert_every_matmul_is_its_epilogue(spec)
 
 
@@ -176,7 +176,7 @@ def test_multihead_attention_picks_batch_and_head():
 def test_transformer_encoder_layer(tmp_path):
     t = example("encoder_layer")
     names = [tr.name for tr in t.trees]
-    assert names == ["layer.self_attn.head_out", "layer.linear2", "layer.self_attn"]
+    assert names == ["layer.self_attn.head_out", "layer.linear2", "layer.self_attn.out_proj"]
     torch.manual_seed(3)
     layer = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True).eval()
     with torch.no_grad():
