@@ -40,9 +40,10 @@ class Trace:
 
     def tree(self, root: str | None = None) -> trees.Tree:
         if not self.trees:
+            why = f"; {'; '.join(self.skipped[:3])}" if self.skipped else ""
             raise MMError(f"{self.label}: no matmul was recorded (trace draws @, matmul, mm, "
                           "bmm, linear, addmm, baddbmm, two-operand einsum and "
-                          "scaled_dot_product_attention)")
+                          f"scaled_dot_product_attention){why}")
         if root is None:
             return self.trees[0]
         for t in self.trees:

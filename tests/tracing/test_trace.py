@@ -297,6 +297,10 @@ def test_errors_name_the_problem(tmp_path):
     bad.write_text("def f():\n    return 3\n")
     with pytest.raises(MMError, match="no matmul was recorded"):
         trace_file(f"{bad}:f", tmp_path / "a.toml")
+    with pytest.raises(MMError, match="batch 5 / head 0 out of range for shape \\(2, 3, 3\\)"):
+        Trace.run(lambda: torch.randn(2, 3, 4) @ torch.randn(2, 4, 3), batch=5).tree()
+    with pytest.raises(MMError, match="batch and head are indices"):
+        Trace.run(lambda: torch.randn(2, 3) @ torch.randn(3, 3), head=-1)
     assert not list(tmp_path.glob("a.*"))   # nothing written
 
 
