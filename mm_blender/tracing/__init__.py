@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import MMError
-from . import preset, record, trees
+from . import mode, preset, trees
 
 
 class Trace:
@@ -35,7 +35,7 @@ class Trace:
             label: str = "") -> "Trace":
         if not callable(fn):
             raise MMError(f"trace needs a function or module to call, not {type(fn).__name__}")
-        recorder, result = record.record(fn, args, kwargs, batch=batch, head=head)
+        recorder, result = mode.record(fn, args, kwargs, batch=batch, head=head)
         return cls(recorder, result, label or getattr(fn, "__qualname__", type(fn).__name__))
 
     def tree(self, root: str | None = None) -> trees.Tree:
@@ -101,7 +101,7 @@ def load_function(target: str):
         raise MMError(f"trace target {target!r}: file '{path}' does not exist")
     if not func.isidentifier():
         raise MMError(f"trace target {target!r}: {func!r} is not a function name")
-    record.require_torch()
+    mode.require_torch()
     module_name = f"mm_trace_{_safe_stem(path.stem)}"
     spec = importlib.util.spec_from_file_location(module_name, path.resolve())
     module = importlib.util.module_from_spec(spec)

@@ -31,7 +31,11 @@ def one_torch_thread():
 
 
 def example(name, **options):
-    return Trace.run(load_function(f"{EXAMPLES}:{name}"), label=name, **options)
+    t = Trace.run(load_function(f"{EXAMPLES}:{name}"), label=name, **options)
+    # an op the recorder failed on is reported, not raised (the user's code must run on);
+    # in these examples there is none
+    assert not [s for s in t.skipped if "not drawn (" in s], t.skipped
+    return t
 
 
 def drawn(spec):
@@ -356,3 +360,31 @@ def test_trees_have_unique_root_names_and_root_picks_each():
         assert spec.tree.name == tr.name and spec.expr == tr.expr
         want = first if np.allclose(tr.root.value, first.numpy()) else second
         close(drawn(spec)[tr.name], want)
+
+
+def test_sdpa_masks_a_causal_one_is_an_epilogue_another_a_leaf_of_torchs_weights():
+    def fn():
+        torch.manual_seed(8)
+        q, k, v = (torch.randn(1, 1, 6, 4) for _ in range(3))
+        causal = torch.ones(6, 6, dtype=torch.bool).tril()
+        band = causal & ~torch.ones(6, 6, dtype=torch.bool).tril(-3)   # a sliding window
+        return (F.scaled_dot_product_attention(q, k, v, attn_mask=causal),
+                F.scaled_dot_product_attention(q, k, v, attn_mask=band), q, k)
+
+    t = Trace.run(fn)
+    with_causal, with_band, q, k = t.result
+    specs = [t.spec(root=tr.name) for tr in t.trees]
+    by_root = {}
+    for spec in specs:
+        value = drawn(spec)[spec.tree.name]
+        by_root["causal" if np.allclose(value, with_causal[0, 0], atol=1e-5) else "band"] = spec
+    causal = by_root["causal"]
+    assert causal.matmuls[causal.tree.left.name].epilogue == "softmax(tril(x/sqrt(k)))"
+    band = by_root["band"]
+    close(drawn(band)[band.tree.name], with_band[0, 0])
+    attn = drawn(band)[band.tree.left.name]   # a leaf: torch's own masked softmax
+    assert band.tree.left.name not in band.matmuls
+    scores = (q[0, 0] @ k[0, 0].T) / 2
+    mask = torch.ones(6, 6, dtype=torch.bool).tril() & ~torch.ones(6, 6, dtype=torch.bool).tril(-3)
+    close(attn, torch.softmax(scores.masked_fill(~mask, -math.inf), -1))
+    assert any("not an mm epilogue" in s for s in t.skipped)
