@@ -208,6 +208,8 @@ def cmd_trace(args) -> int:
     _print_check(spec)
     for line in tree_listing(traced, spec.tree.name):
         print(line)
+    for note in traced.skipped[:10]:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
