@@ -131,7 +131,10 @@ def record(fn, args=(), kwargs=None, *, batch: int = 0, head: int = 0) -> tuple:
         with mode:
             result = fn(*args, **kwargs)
     finally:
-        sys.setprofile(previous)
+        try:
+            sys.setprofile(previous)
+        except TypeError:   # a C-level profiler (cProfile) cannot be handed back this way
+            sys.setprofile(None)
         for h in hooks:
             h.remove()
     outs = flat_tensors(result, [])
