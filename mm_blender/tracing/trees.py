@@ -32,7 +32,9 @@ def _subtree(node: Node, out: list) -> list:
 
 
 def _sources(node: Node, out: set) -> None:
-    while node.source is not None:
+    """Matmuls a drawn matmul stands for (its raw form, its whole before a block, before a
+    transpose). A leaf copy of a matmul (a bias it could not carry) does not draw it."""
+    while node.is_matmul and node.source is not None:
         node = node.source[0]
         if id(node) in out:
             return
@@ -40,15 +42,22 @@ def _sources(node: Node, out: set) -> None:
 
 
 def roots(nodes: list[Node]) -> list[Node]:
-    """Matmuls not inside another's tree (nor the raw form of a drawn one)."""
-    drawable = [n for n in nodes if n.is_matmul and n.epilogue not in graph.PARTIAL]
+    """Matmuls not drawn inside another root's tree (nor standing behind one of its nodes).
+    Latest first: a consumer is always made after what it reads, so a node's possible
+    parents are settled before it is."""
+    drawable = sorted((n for n in nodes if n.is_matmul and n.epilogue not in graph.PARTIAL),
+                      key=lambda n: -n.order)
     covered: set[int] = set()
+    out = []
     for n in drawable:
+        if id(n) in covered:
+            continue
+        out.append(n)
         _sources(n, covered)
         for sub in _subtree(n, [])[:-1]:
             covered.add(id(sub))
             _sources(sub, covered)
-    return [n for n in drawable if id(n) not in covered]
+    return out[::-1]
 
 
 def _clean(name: str, fallback: str) -> str:

@@ -388,3 +388,59 @@ def test_sdpa_masks_a_causal_one_is_an_epilogue_another_a_leaf_of_torchs_weights
     mask = torch.ones(6, 6, dtype=torch.bool).tril() & ~torch.ones(6, 6, dtype=torch.bool).tril(-3)
     close(attn, torch.softmax(scores.masked_fill(~mask, -math.inf), -1))
     assert any("not an mm epilogue" in s for s in t.skipped)
+
+
+ACTIVATIONS = {"none": None, "relu": torch.relu, "gelu": F.gelu, "sigmoid": torch.sigmoid,
+               "tanh": torch.tanh, "silu": F.silu}
+
+
+def _segments(layers):
+    """Sizes of the trees a chain of linears makes. A bias needs a ones column on the layer's
+    input; the layers below carry one up while their epilogue keeps 1 as 1 (none, relu),
+    down to one that has it already (a bias of its own, or the input); where an epilogue
+    cannot, that layer's result is copied as a leaf and the chain is cut above it."""
+    connected = [True] * len(layers)     # connected[i]: layer i reads layer i - 1's node
+    safe = [act in ("none", "relu") for _, act in layers]
+    for i, (bias, _) in enumerate(layers):
+        k = i - 1
+        while bias and k >= 0:
+            if not safe[k]:
+                connected[k + 1] = False
+                break
+            if layers[k][0] or not connected[k]:
+                break
+            k -= 1
+    sizes = []
+    for c in connected:
+        if c and sizes:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+    return sizes
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(sorted(ACTIVATIONS))), min_size=1,
+                max_size=4),
+       st.lists(st.integers(1, 6), min_size=5, max_size=5), st.integers(0, 2 ** 16))
+def test_any_chain_of_linears_draws_exactly(layers, widths, seed):
+    def fn():
+        torch.manual_seed(seed)
+        h = torch.randn(3, widths[0])
+        for i, (bias, act) in enumerate(layers):
+            h = F.linear(h, torch.randn(widths[i + 1], widths[i]),
+                         torch.randn(widths[i + 1]) if bias else None)
+            if ACTIVATIONS[act] is not None:
+                h = ACTIVATIONS[act](h)
+        return h
+
+    t = Trace.run(fn)
+    assert sorted(tr.matmuls for tr in t.trees) == sorted(_segments(layers))
+    for tr in t.trees:
+        spec = t.spec(root=tr.name)
+        assert_every_matmul_is_its_epilogue(spec)
+        if tr.is_output:
+            close(drawn(spec)[tr.name], t.result, tol=1e-4)
+    assert any(tr.is_output for tr in t.trees)
