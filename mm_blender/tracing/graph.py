@@ -78,9 +78,10 @@ def epilogue_values(raw: np.ndarray, epilogue: str, k: int) -> np.ndarray:
     return apply_epilogue(raw, epilogue, k)
 
 
-def close(expected: np.ndarray, actual: np.ndarray) -> bool:
-    """torch's float32 arithmetic against ours in float64: a few ulps of the result's scale.
-    Masked scores match whether torch wrote -inf or a large negative number."""
+def close(expected: np.ndarray, actual: np.ndarray, scale: float = 0.0) -> bool:
+    """torch's float32 arithmetic against ours in float64: a few ulps of the result's scale
+    (or of `scale`, the input's, when larger: gelu(-5) is 1e-6 give or take 4e-7 in mm's
+    erf). Masked scores match whether torch wrote -inf or a large negative number."""
     if expected.shape != actual.shape:
         return False
     actual = actual.astype(np.float64)
@@ -94,10 +95,18 @@ def close(expected: np.ndarray, actual: np.ndarray) -> bool:
         return False
     if not finite.any():
         return True
-    scale = float(np.abs(expected[finite]).max())
+    scale = max(float(np.abs(expected[finite]).max()), scale)
     with np.errstate(all="ignore"):
         return bool(np.allclose(actual[finite], expected[finite], rtol=1e-4,
                                 atol=2e-5 * max(scale, 1e-6)))
+
+
+def _input_scale(raw: np.ndarray, epilogue: str) -> float:
+    """For a pointwise epilogue, errors scale with its input; softmax's with its output."""
+    if epilogue not in POINTWISE + ("x/k", "x/sqrt(k)") or not raw.size:
+        return 0.0
+    finite = raw[np.isfinite(raw)]
+    return float(np.abs(finite).max()) if finite.size else 0.0
 
 
 def matmul(left: Node, right: Node, value, epilogue: str = "none", what: str = "") -> Node | None:
@@ -106,7 +115,8 @@ def matmul(left: Node, right: Node, value, epilogue: str = "none", what: str = "
     if left.value.shape[1] != right.value.shape[0]:
         return None
     raw = raw_product(left, right)
-    if not close(epilogue_values(raw, epilogue, left.value.shape[1]), value):
+    if not close(epilogue_values(raw, epilogue, left.value.shape[1]), value,
+                 _input_scale(raw, epilogue)):
         return None
     left.used = right.used = True
     return Node(value, left, right, epilogue, what=what)
@@ -124,7 +134,7 @@ def extend(node: Node, value) -> Node | None:
         return None
     raw = raw_product(node.left, node.right)
     for epi in NEXT.get(node.epilogue, ()):
-        if close(epilogue_values(raw, epi, node.k), value):
+        if close(epilogue_values(raw, epi, node.k), value, _input_scale(raw, epi)):
             new = Node(value, node.left, node.right, epi, what=node.what, source=(node, ""))
             if epi not in PARTIAL:
                 base = node

@@ -255,7 +255,9 @@ class Recorder:
             weights = torch.softmax(scores, dim=-1).numpy()
         attn = None
         if scale is None or math.isclose(scale, 1 / math.sqrt(hd), rel_tol=1e-6):
-            for epi in ("softmax(x/sqrt(k))", "softmax(tril(x/sqrt(k)))"):
+            order = ("softmax(x/sqrt(k))", "softmax(tril(x/sqrt(k)))")
+            # the one asked for first (a single row is both)
+            for epi in (order[::-1] if is_causal or attn_mask is not None else order):
                 attn = graph.matmul(Q, K_t, weights, epi, what="scaled_dot_product_attention")
                 if attn is not None:
                     break
