@@ -16,6 +16,13 @@ from .errors import MMError  # noqa: E402,F401
 from .notebook import Picture, show  # noqa: E402,F401
 
 
+def trace(fn, *args, **kwargs):
+    """Run fn(*args, **kwargs) with PyTorch and return the largest tree of matmuls it
+    performed as a Spec (see mm_blender/tracing/). Needs torch; imported only here."""
+    from .tracing import trace as _trace
+    return _trace(fn, *args, **kwargs)
+
+
 def register():
     from . import ui
     ui.register()

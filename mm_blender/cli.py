@@ -109,14 +109,17 @@ def cmd_presets(args) -> int:
 
 def cmd_check(args) -> int:
     from .api import load_spec
-    spec = load_spec(args.source)
+    _print_check(load_spec(args.source))
+    return 0
+
+
+def _print_check(spec) -> None:
     print(f"{spec.name}: {spec.expr}")
     for line in _tree_lines(spec):
         print("  " + line)
     b = spec.blocks
     print(f"  cells: {spec.cell_count():,}  blocks: i {b.i}, j {b.j}, k {b.k}  "
           f"layout: {spec.layout.scheme}, gap {spec.layout.gap:g}")
-    return 0
 
 
 def _prepare_bpy():
@@ -203,6 +206,19 @@ def cmd_capture(args) -> int:
     return 0
 
 
+def cmd_trace(args) -> int:
+    from .tracing import trace_file, tree_listing
+    spec, traced = trace_file(args.target, args.out, root=args.root, batch=args.batch,
+                              head=args.head)
+    print(f"traced {args.target} -> {args.out} (data: {Path(args.out).with_suffix('.npz')})")
+    _print_check(spec)
+    for line in tree_listing(traced, spec.tree.name):
+        print(line)
+    for note in traced.skipped[:10]:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     # `mm-blender` is the console script a pip install adds; `python -m mm_blender` works anywhere
     prog = "mm-blender" if Path(sys.argv[0]).name == "mm-blender" else "python -m mm_blender"
@@ -256,6 +272,16 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_capture)
+
+    s = sub.add_parser("trace", help="run a PyTorch function and save its matmuls as a preset "
+                       "(the only command that runs code: the file you name)")
+    s.add_argument("target", help="FILE.py:FUNCTION, called with no arguments")
+    s.add_argument("--out", required=True, help="the preset .toml (its data goes beside it)")
+    s.add_argument("--root", default=None, help="draw the tree with this root (default: the "
+                   "largest)")
+    s.add_argument("--batch", type=int, default=0, help="batch index of batched matmuls")
+    s.add_argument("--head", type=int, default=0, help="head index of multi-head matmuls")
+    s.set_defaults(func=cmd_trace)
     return p
 
 

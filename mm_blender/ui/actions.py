@@ -124,6 +124,24 @@ def save_preset(settings, name: str) -> Path:
     return ui_presets.save(name, dict_from_settings(settings), base_dir=base_dir)
 
 
+def trace_file(settings, file: str, function: str, root: str = "", batch: int = 0,
+               head: int = 0) -> tuple:
+    """Run FUNCTION() from a Python file with torch (the only door that runs code: the user's
+    own file, by their click), save the drawn tree as a user preset named FILE_FUNCTION and
+    load it into the panel. Returns (preset name, every tree found)."""
+    from ..tracing import trace_file as _trace_file
+    if not file.strip():
+        raise MMError("choose the Python file to trace")
+    path = Path(bpy.path.abspath(file.strip()))
+    stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in f"{path.stem}_{function}")
+    name = ui_presets.check_name(stem[:64].lstrip("_-") or "trace")
+    _spec, traced = _trace_file(f"{path}:{function.strip()}", ui_presets.user_dir() /
+                                f"{name}.toml", root=root.strip() or None, batch=batch,
+                                head=head)
+    load_preset(settings, name)
+    return name, traced.trees
+
+
 def delete_preset(name: str) -> Path:
     return ui_presets.delete(name)
 

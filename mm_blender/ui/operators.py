@@ -1,7 +1,7 @@
 """Operators: each parses its few arguments and calls one function of `actions` (which calls
 the same api as the CLI). A user error (MMError) becomes an ERROR report and CANCELLED."""
 import bpy
-from bpy.props import StringProperty
+from bpy.props import IntProperty, StringProperty
 
 from ..errors import MMError
 from . import actions
@@ -159,5 +159,35 @@ class MM_OT_delete_preset(_MMOperator, bpy.types.Operator):
         return f"deleted preset {self.name!r} ({path})"
 
 
+class MM_OT_trace_file(_MMOperator, bpy.types.Operator):
+    """Run a function from a Python file with PyTorch and draw the matmuls it performs (this
+    runs the file's code; presets and links never run code)"""
+    bl_idname = "mm.trace_file"
+    bl_label = "Trace from a File"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="File", description="The Python file to run",
+                             subtype="FILE_PATH", default="")
+    function: StringProperty(name="Function", description="Called with no arguments",
+                             default="main")
+    root: StringProperty(name="Root", description="Draw the tree with this root (empty: "
+                         "the largest)", default="")
+    batch: IntProperty(name="Batch", description="Batch index of batched matmuls", default=0,
+                       min=0)
+    head: IntProperty(name="Head", description="Head index of multi-head matmuls", default=0,
+                      min=0)
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self, width=420)
+
+    def run(self, context):
+        name, trees = actions.trace_file(settings_of(context.scene), self.filepath,
+                                         self.function, self.root, self.batch, self.head)
+        others = ", ".join(t.name for t in trees[1:])
+        return (f"traced {self.function}() into preset {name!r}"
+                + (f"; other trees: {others}" if others else ""))
+
+
 CLASSES = (MM_OT_load_preset, MM_OT_build, MM_OT_clear, MM_OT_frame_camera, MM_OT_render_still,
-           MM_OT_render_animation, MM_OT_import_link, MM_OT_save_preset, MM_OT_delete_preset)
+           MM_OT_render_animation, MM_OT_import_link, MM_OT_save_preset, MM_OT_delete_preset,
+           MM_OT_trace_file)

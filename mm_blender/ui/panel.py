@@ -78,6 +78,7 @@ class MM_PT_main(_MMPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(settings, "link", text="", icon="URL", placeholder="Paste mm link")
         row.operator("mm.import_link", text="", icon="PASTEDOWN")
+        layout.operator("mm.trace_file", icon="SCRIPT")
 
 
 def draw_leaf(layout, row, leaf):
