@@ -315,8 +315,12 @@ def test_render_still_writes_a_picture(runs):
         inside = (x >= 0) & (x < 64) & (y >= 0) & (y < 40)
         seen = rgb[y[inside], x[inside]]
         sign = values[inner][inside]
-        agree = np.where(sign > 0, seen[:, 2] > seen[:, 0], seen[:, 0] > seen[:, 2])
-        assert inside.sum() >= 50 and agree.mean() >= 0.75, (name, inside.sum(), agree.mean())
+        # round cells leave background between them at this size: judge the pixels a cell
+        # colours, and ask that most projected cells land on one
+        coloured = np.abs(seen[:, 2] - seen[:, 0]) > 0.05
+        agree = np.where(sign > 0, seen[:, 2] > seen[:, 0], seen[:, 0] > seen[:, 2])[coloured]
+        assert inside.sum() >= 50 and coloured.mean() >= 0.5 and agree.mean() >= 0.75, \
+            (name, inside.sum(), coloured.mean(), agree.mean())
 
 
 def test_render_video_has_one_frame_per_animation_frame(runs):
