@@ -23,7 +23,7 @@ from ..errors import MMError
 from ..core import expr as exprmod
 from ..core import layout
 from ..core import spec as specmod
-from ..core.initialisers import INITIALISERS
+from ..core.initialisers import INITIALISERS, network_off
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,8 @@ def _load_config(value: str, allow_network: bool) -> Any:
     scheme = urllib.parse.urlsplit(value).scheme.lower()
     if scheme in ("http", "https"):
         if not allow_network:
-            raise MMError(f"mm link: {where} must be downloaded, and network access is off")
+            raise MMError(network_off(f"mm link: {where} must be downloaded",
+                                      "or save the JSON and give its path"))
         return _json(_download(value, where), where)
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(value).path))
@@ -349,8 +350,9 @@ class _Importer:
         value = table.get(key, default)
         if isinstance(value, str):
             value = _number_text(value, f"{where}.{key}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise MMError(f"mm link: {where}.{key} must be a number, got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)):
+            raise MMError(f"mm link: {where}.{key} must be a finite number, got {value!r}")
         if lo is not None and value < lo or hi is not None and value > hi:
             clamped = min(max(value, lo if lo is not None else value),
                           hi if hi is not None else value)
@@ -417,7 +419,8 @@ class _Importer:
         try:
             ours = exprmod.parse(text)
         except MMError as e:
-            raise MMError(f"mm link: the expression {text!r} from its params tree: {e}") from None
+            raise MMError(f"mm link: the expression {exprmod.shown(text)} from its params tree: "
+                          f"{e}") from None
         expr_text = self.choose_expr(text, ours)
 
         root_place = {ours: layout[ours] for ours in _PLACEMENT_KEYS.values()}
@@ -799,10 +802,27 @@ def spec_dict_from_mm(params: dict, *, name: str = "imported") -> tuple[dict, li
     """Our preset dict (what `spec.from_dict` reads) from mm's params tree, and notes on what
     could not be kept. mm's defaults fill anything the params leave out."""
     _check_params(params, "the params")
+    check_tree_depth(params)
     try:
         return _Importer(params).run(name)
     except RecursionError:
         raise MMError("mm link: the params tree is nested too deeply") from None
+
+
+def check_tree_depth(params: dict) -> None:
+    """Refuse a params tree deeper than expressions may be, before anything walks it (the
+    importer recurses), counting levels without recursion."""
+    deepest, stack = 0, [(params, 1)]   # the root is one matmul
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > exprmod.MAX_DEPTH:
+            raise MMError(f"mm link: the params tree nests more than {exprmod.MAX_DEPTH} "
+                          "matmuls deep (the depth limit)")
+        for side in ("left", "right"):
+            child = node.get(side)
+            if isinstance(child, dict) and ("left" in child or "right" in child):
+                stack.append((child, depth + 1))
 
 
 # --- our spec -> mm params -------------------------------------------------------------------
@@ -988,8 +1008,11 @@ def import_mm(text: str, out_path: str | Path | None = None, name: str | None = 
               allow_network: bool = True) -> tuple[dict, list[str]]:
     """Read an mm link (or JSON, or a file), check it as a spec, optionally write a preset
     TOML file. Returns the preset dict and the notes on what was dropped."""
+    from .. import outputs
     from ..core import toml_write
 
+    if out_path is not None:
+        out_path = outputs.check_output(out_path, "preset", "preset")   # before any work
     params = mm_params_from_text(text, allow_network=allow_network)
     if name is None:
         name = Path(out_path).stem if out_path is not None else "imported"
@@ -1003,8 +1026,5 @@ def import_mm(text: str, out_path: str | Path | None = None, name: str | None = 
             header.append("# Not kept from the link:")
             header.extend(f"#   - {' '.join(note.split())}" for note in dropped)
         text_out = "\n".join(header) + "\n\n" + toml_write.dumps(data)
-        try:
-            Path(out_path).write_text(text_out, encoding="utf-8")
-        except OSError as e:
-            raise MMError(f"cannot write preset '{out_path}': {e.strerror}") from None
+        outputs.write_bytes(out_path, text_out.encode("utf-8"), "preset")
     return data, dropped

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import bpy
 
+from .. import outputs
 from ..core import presets as core_presets
 from ..core import spec as specmod
 from ..core import toml_write
@@ -165,16 +166,8 @@ def save(name: str, data: dict, *, base_dir: str = "") -> Path:
             data["model"] = {k: (_absolute(v, base_dir) if k in ("text", "capture") else v)
                              for k, v in data["model"].items()}
     specmod.from_dict(data, name=name, origin=f"preset {name!r}")
-    path = user_dir() / f"{name}.toml"
-    tmp = path.with_name(f".{name}.toml.part")
-    try:
-        tmp.write_text(toml_write.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise MMError(f"cannot write preset '{path}': {e.strerror}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    path = outputs.check_output(user_dir() / f"{name}.toml", "preset", "preset")
+    outputs.write_bytes(path, toml_write.dumps(data).encode("utf-8"), "preset")
     _USER_CACHE.clear()
     return path
 
