@@ -400,6 +400,12 @@ def validate(spec: Spec) -> None:
         _range(leaf.dropout, 0, 1, f"{where}.dropout")
         if leaf.init == "expr" and not leaf.formula:
             raise MMError(f"{where}: init 'expr' needs a formula, e.g. formula = \"i * w + j\"")
+        if leaf.init == "expr":   # parsed here, so `check` refuses what `build` would
+            from . import formula as formula_lang
+            try:
+                formula_lang.parse(leaf.formula)
+            except MMError as e:
+                raise MMError(f"{where}.formula: {e}") from None
         if leaf.init == "file" and not leaf.file:
             raise MMError(f"{where}: init 'file' needs file = \"path.csv|.npy|.npz|.safetensors\"")
         if leaf.init == "url" and not leaf.url:

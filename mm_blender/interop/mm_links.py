@@ -23,6 +23,7 @@ from ..errors import MMError
 from ..core import expr as exprmod
 from ..core import layout
 from ..core import spec as specmod
+from ..core.file_headers import json_depth
 from ..core.initialisers import INITIALISERS, network_off
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,14 @@ def _params_from_query(query: str, allow_network: bool) -> dict:
     return _check_params(uncompress(pairs), "the compressed link")
 
 
+# JSON levels a params tree may use: a level per matmul plus a few for settings groups
+MAX_JSON_DEPTH = 2 * exprmod.MAX_DEPTH + 8
+
+
 def _json(text: str, what: str) -> Any:
+    if json_depth(text.encode("utf-8", "surrogatepass")) > MAX_JSON_DEPTH:
+        raise MMError(f"mm link: {what} nests more than {MAX_JSON_DEPTH} levels deep (the "
+                      "depth limit)")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
