@@ -24,8 +24,9 @@ class Budget:
 
 
 def sweep_points(spec: Spec) -> int:
-    """Points the sweeps add: per animated matmul its largest slice of products, its operand
-    highlights (unless inputs are hidden) and rows x cols per k block of its k-block planes."""
+    """Points the sweeps add: per animated matmul its largest slice of products, its operands'
+    value copies (the products sample them) and highlights (unless inputs are hidden), and
+    rows x cols per k block of its k-block planes."""
     if spec.anim.alg == "none" and all(m.alg in ("none", "inherit")
                                        for m in spec.matmuls.values()):
         return 0
@@ -42,9 +43,10 @@ def sweep_points(spec: Spec) -> int:
             block_i=block_info(c.rows, bi)[0], block_j=block_info(c.cols, bj)[0],
             block_k=block_info(c.depth, bk)[0])
         sw = matmul_sweep(cube)
-        total += sw.product_count()
+        operands = sw.rows * sw.depth + sw.depth * sw.cols
+        total += sw.product_count() + operands
         if not spec.anim.hide_inputs:
-            total += sw.rows * sw.depth + sw.depth * sw.cols
+            total += operands
         if sw.k_planes:
             total += sw.k.blocks * sw.rows * sw.cols
     return total

@@ -5,6 +5,7 @@ from a forward pass over a text; saved and loaded as .npz. The doors (panel, CLI
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import zipfile
@@ -78,9 +79,13 @@ class Capture:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise MMError(f"cannot write capture file {path}: {e.strerror}") from None
+        # built in memory (a few MB): a write that fails half way cannot leave numpy's zip
+        # writer half closed
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **self.arrays())
         with outputs.atomic(path, outputs.verify_npz, what="capture file") as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, meta=np.array(json.dumps(meta)), **self.arrays())
+                f.write(buf.getbuffer())
         return path
 
     @classmethod
