@@ -186,7 +186,11 @@ def publish_files(files: list[Path], folder: str | os.PathLike) -> Path:
     try:
         for p in files:
             _fsync(p)
-            verifier(p)(p)
+            try:
+                verifier(p)(p)
+            except MMError as e:
+                raise MMError(f"cannot write '{p.name}' into '{folder}': {e}; nothing was "
+                              "moved into the folder") from None
         folder.mkdir(parents=True, exist_ok=True)
         for p in files:
             os.replace(p, folder / p.name)

@@ -33,6 +33,13 @@ def full_disk(tmp_path_factory, server):
                          "--resolution", "64x40", "--samples", "1", "--quiet"],
         "capture": ["capture", "--model", "minilm", "--layer", "0", "--head", "0",
                     "--tokens", "8", "--out", "old.npz", "--quiet"],
+        "video": ["render", "vmprod", "--video", "--out", "old.mp4", "--resolution", "32x20",
+                  "--samples", "1", "--quiet"],
+        "frames": ["render", "vmprod", "--frames", "1-2", "--out", "frames", "--resolution",
+                   "64x40", "--samples", "1", "--quiet"],
+        # 40 leaves: a preset of several kB
+        "import": ["import-mm", '{"expr": "' + " @ ".join(f"M{i}" for i in range(40)) + '"}',
+                   "-o", "old.toml"],
     }
     for name, args in commands.items():
         root = tmp_path_factory.mktemp(f"full_{name}")
@@ -42,6 +49,9 @@ def full_disk(tmp_path_factory, server):
         box.write("old.blend", OLD_BLEND)
         box.write("old.png", OLD_PNG)
         box.write("old.npz", OLD_NPZ)
+        box.write("old.mp4", b"\x00\x00\x00\x08ftyp the user's own video")
+        box.write("old.toml", 'expr = "A @ B"  # the user\'s own preset\n')
+        box.write("frames/frame_0001.png", OLD_PNG)
         boxes[name] = box
         procs[name] = box.start(*args, preexec_fn=small_files)
     results = {}
@@ -57,6 +67,9 @@ def full_disk(tmp_path_factory, server):
     ("render", ["old.png", "unchanged"]),
     ("render_blend", ["new.png", "unchanged"]),
     ("capture", ["old.npz", "unchanged"]),
+    ("video", ["old.mp4", "unchanged"]),
+    ("frames", ["frames", "nothing was moved"]),
+    ("import", ["old.toml", "unchanged"]),
 ])
 def test_full_disk_keeps_the_old_file(full_disk, name, words):
     boxes, results = full_disk
