@@ -54,11 +54,12 @@ def check_output(path: str | Path, kind: str, what: str = "output") -> Path:
     return outputs.check_output(path, kind, what)
 
 
-def preflight(spec: Spec, allow_network: bool = False) -> None:
+def preflight(spec: Spec, allow_network: bool = False):
     """Every check that needs no values, before any work: what the scene will build fits in
     memory (every cell, sweep point and k-block plane; data files' shapes from their
     headers), the network is allowed where a leaf needs it, and a [model] table's layer,
-    head and tokens fit the model. `check` and `build` run the same checks."""
+    head and tokens fit the model. `check` and `build` run the same checks. Returns what
+    the scene will build (core.budget.Budget)."""
     from .core.budget import check_memory
     from .core.initialisers import check_leaf_file
     from .core.initialisers import network_off
@@ -68,10 +69,11 @@ def preflight(spec: Spec, allow_network: bool = False) -> None:
                                       f"'{leaf.url}'"))
         if leaf.init == "file":
             check_leaf_file(leaf.name, leaf.h, leaf.w, leaf.file, leaf.tensor, spec.base_dir)
-    check_memory(spec)
+    built = check_memory(spec)
     if spec.model is not None:
         from .models.leaves import check_model
         check_model(spec)
+    return built
 
 
 def build(source: str | Path | Spec, *, look: str | None = None, view: str | None = None,

@@ -107,13 +107,15 @@ def cmd_presets(args) -> int:
 def cmd_check(args) -> int:
     from . import api
     spec = api.load_spec(args.source)
-    api.preflight(spec, allow_network=args.allow_network)   # the same checks as build
+    built = api.preflight(spec, allow_network=args.allow_network)   # the same checks as build
     print(f"{spec.name}: {spec.expr}")
     for line in _tree_lines(spec):
         print("  " + line)
     b = spec.blocks
     print(f"  cells: {spec.cell_count():,}  blocks: i {b.i}, j {b.j}, k {b.k}  "
           f"layout: {spec.layout.scheme}, gap {spec.layout.gap:g}")
+    if built.sweep:
+        print(f"  sweep points: {built.sweep:,} (products in flight, highlights, k planes)")
     return 0
 
 

@@ -339,8 +339,8 @@ def _interrupted(signum, _frame) -> None:
             pass
     name = signal.Signals(signum).name
     try:
-        print(f"mm_blender: error: interrupted ({name}); nothing was written and existing "
-              "files are unchanged", file=sys.stderr, flush=True)
+        print(f"mm_blender: error: interrupted ({name}); unfinished outputs were removed and "
+              "the files they would have replaced are unchanged", file=sys.stderr, flush=True)
     finally:
         os._exit(2)
 

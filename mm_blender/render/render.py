@@ -23,7 +23,7 @@ DEVICES = ("auto", "cpu", "gpu")
 GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI")   # tried in this order
 STILL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".exr": "OPEN_EXR",
                  ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
-assert set(STILL_FORMATS) == set(outputs.STILL_SUFFIXES)
+assert set(STILL_FORMATS) == set(outputs.STILL_SUFFIXES)   # outputs checks them before bpy
 
 
 def engine_id(engine: str) -> str:

@@ -68,11 +68,18 @@ def _blender_once(tmp_path_factory):
     """bpy is imported once, its user folders in a session folder, before any test's private
     temp folder exists (Blender makes its own temp folder when it is imported)."""
     runtime = tmp_path_factory.mktemp("blender_runtime")
+    saved = {k: os.environ.get(k) for k in ("MM_BLENDER_RUNTIME_DIR", "MM_BLENDER_USER_CACHE")}
     os.environ.setdefault("MM_BLENDER_RUNTIME_DIR", str(runtime))
     os.environ.setdefault("MM_BLENDER_USER_CACHE", str(runtime / "user_cache"))
     from mm_blender import bpy_env
     bpy_env.prepare()
     import bpy  # noqa: F401
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _snapshot(folder: Path) -> dict:

@@ -37,3 +37,28 @@ def test_allow_network_reaches_the_server(sandbox, server):
     result = sandbox.cli("import-mm", f"config={server.url}/params.json", "--allow-network")
     assert result.returncode == 0, result.stderr
     assert server.contacts == before + 1   # check downloads nothing; the import did
+
+
+def test_the_panel_follows_allow_online_access(server):
+    """The panel's Build (no --allow-network there) follows Blender's Allow Online Access,
+    which this bpy has off: the url leaf is refused and the server never hears from us."""
+    import bpy
+
+    import mm_blender
+    from mm_blender.errors import MMError
+    from mm_blender.ui import actions, props
+    assert bpy.app.online_access is False
+    before = server.contacts
+    mm_blender.register()
+    try:
+        settings = props.settings_of(bpy.context.scene)
+        props.settings_from_dict(settings, {"expr": "A @ B", "matrix": {
+            "A": {"h": 2, "w": 2, "init": "url", "url": f"{server.url}/a.csv"},
+            "B": {"h": 2, "w": 2}}})
+        objects = set(bpy.data.objects)
+        with pytest.raises(MMError, match="network access is off.*Allow Online Access"):
+            actions.build(bpy.context.scene, settings)
+        assert set(bpy.data.objects) == objects
+    finally:
+        mm_blender.unregister()
+    assert server.contacts == before
