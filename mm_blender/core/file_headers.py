@@ -56,6 +56,23 @@ def dims(value: Any, what: str) -> tuple[int, ...]:
     return shape
 
 
+def safetensors_entry(entry: Any, where: str, dtypes) -> tuple[str, tuple[int, ...], int, int]:
+    """(dtype name, shape, begin, end) of one tensor's safetensors header entry, every field
+    checked for its type; the caller checks the byte range against the file."""
+    if not isinstance(entry, dict):
+        raise MMError(f"{where}: its header entry is not a table")
+    dtype = entry.get("dtype")
+    if not isinstance(dtype, str) or dtype not in dtypes:
+        raise MMError(f"{where}: dtype {str(dtype)[:20]} is not supported; use "
+                      + ", ".join(dtypes))
+    shape = dims(entry.get("shape"), where)
+    offsets = entry.get("data_offsets")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or any(isinstance(o, bool) or not isinstance(o, int) for o in offsets)):
+        raise MMError(f"{where}: data_offsets is not two whole numbers")
+    return dtype, shape, offsets[0], offsets[1]
+
+
 def elements(shape: tuple[int, ...]) -> int:
     count = 1
     for d in shape:

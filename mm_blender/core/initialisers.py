@@ -410,26 +410,16 @@ def _safetensors_entry(path, tensor, what):
         header = file_headers.json_header(f.read(header_len), bad)
     names = [n for n in header if n != "__metadata__"]
     chosen = _choose(names, tensor, what, "tensor")
-    entry = header[chosen]
-    where = f"{bad} (tensor '{chosen}')"
-    if not isinstance(entry, dict):
-        raise MMError(f"{where}: its header entry is not a table")
-    dtype_name = entry.get("dtype")
-    if not isinstance(dtype_name, str) or dtype_name not in _SAFETENSORS_DTYPES:
-        raise MMError(f"{what}, tensor '{chosen}': dtype {str(dtype_name)[:20]} is not "
-                      "supported; use " + ", ".join(_SAFETENSORS_DTYPES))
-    shape = file_headers.dims(entry.get("shape"), where)
-    offsets = entry.get("data_offsets")
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or any(isinstance(x, bool) or not isinstance(x, int) for x in offsets)):
-        raise MMError(f"{where}: data_offsets is not two whole numbers")
-    begin, end = offsets
+    where = f"{what}, tensor '{chosen}'"
+    dtype_name, shape, begin, end = file_headers.safetensors_entry(
+        header[chosen], where, _SAFETENSORS_DTYPES)
     code = _SAFETENSORS_DTYPES[dtype_name]
     itemsize = 2 if code == "bf16" else np.dtype(code).itemsize
     data_start = 8 + header_len
     if not (0 <= begin <= end and end - begin == file_headers.elements(shape) * itemsize
             and data_start + end <= size):
-        raise MMError(f"{where}: offsets do not match its shape {list(shape)}")
+        raise MMError(f"{bad}: tensor '{chosen}' offsets do not match its shape "
+                      f"{list(shape)}")
     return chosen, (code, shape, begin, end, data_start)
 
 

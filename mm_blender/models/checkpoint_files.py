@@ -44,23 +44,16 @@ class SafetensorsFile:
         self._data_start = 8 + n
         self._entries = {}
         for name, entry in header.items():
-            where = f"{self.path}: tensor '{name[:80]}'"
-            if not isinstance(entry, dict) or entry.get("dtype") not in _SAFETENSORS_DTYPES:
-                raise MMError(f"{where} has an unsupported or corrupt header entry")
-            dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
-            shape = file_headers.dims(entry.get("shape"), where)
-            offsets = entry.get("data_offsets")
-            if (not isinstance(offsets, list) or len(offsets) != 2
-                    or any(isinstance(o, bool) or not isinstance(o, int) for o in offsets)):
-                raise MMError(f"{where}: data_offsets is not two whole numbers")
-            start, end = offsets
+            kind, shape, start, end = file_headers.safetensors_entry(
+                entry, f"{self.path}: tensor '{name[:80]}'", _SAFETENSORS_DTYPES)
+            dtype = _SAFETENSORS_DTYPES[kind]
             count = file_headers.elements(shape)
             if end - start != count * np.dtype(dtype).itemsize or start < 0:
                 raise MMError(f"{self.path}: tensor '{name}' byte range does not match its shape")
             if self._data_start + end > size:
                 raise MMError(
                     f"{self.path}: truncated file, tensor '{name}' ends past the end of the file")
-            self._entries[name] = (entry["dtype"], dtype, shape, start, count)
+            self._entries[name] = (kind, dtype, shape, start, count)
 
     def names(self) -> list[str]:
         return list(self._entries)
