@@ -36,7 +36,7 @@ KINDS = {
 NAMES = {"blend": "a .blend file", "image": "an image", "video": "an H.264 video",
          "capture": "a capture", "preset": "a preset"}
 
-# What is being written now: removed on an error, an interrupt or at exit.
+# What is being written now: removed when its write fails or the process is interrupted.
 _PENDING: set[Path] = set()
 _ON_INTERRUPT: list[Callable[[], None]] = []
 
@@ -88,7 +88,7 @@ def check_output_folder(path: str | os.PathLike, what: str = "output folder") ->
     elif kind_now:
         raise MMError(f"cannot write {what} '{path}': it is {kind_now}, not a folder")
     else:
-        _check_folder(path.parent, f"{what}'s parent")
+        _check_folder(path.parent, what)
     return path
 
 
@@ -258,9 +258,8 @@ def verify_blend(path: Path) -> None:
     """Blender's header and its closing ENDB block, then Blender itself reopens the file's
     table of contents (without touching the open scene) where bpy is loaded."""
     head, tail, _ = _head_tail(path, 64)
-    if head.startswith(b"\x28\xb5\x2f\xfd"):   # zstd-compressed: the frame must decode
-        pass
-    elif not head.startswith(b"BLENDER") or b"ENDB" not in tail:
+    compressed = head.startswith(b"\x28\xb5\x2f\xfd")   # zstd: only the reopen can tell
+    if not compressed and (not head.startswith(b"BLENDER") or b"ENDB" not in tail):
         raise _bad(path, "not a complete .blend")
     if "bpy" in sys.modules:
         import bpy
