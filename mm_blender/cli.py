@@ -1,6 +1,7 @@
 """`python -m mm_blender ...`: parse arguments, call the API, print results.
 
-User errors (MMError, bad arguments) print one line on stderr and exit 2.
+User errors (MMError, bad arguments), failed writes and interrupts print one line on stderr
+and exit 2. The network is off unless --allow-network is given.
 """
 from __future__ import annotations
 
@@ -285,9 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     except MMError as e:
         print(f"mm_blender: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("mm_blender: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:   # called from a script (our own process: outputs.guard_process)
+        print("mm_blender: error: interrupted; unfinished outputs were removed",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     except BrokenPipeError:   # output piped into `head` and the like
         sys.stderr.close()
         return 0
