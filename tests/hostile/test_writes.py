@@ -33,8 +33,8 @@ def full_disk(tmp_path_factory, server):
                          "--resolution", "64x40", "--samples", "1", "--quiet"],
         "capture": ["capture", "--model", "minilm", "--layer", "0", "--head", "0",
                     "--tokens", "8", "--out", "old.npz", "--quiet"],
-        "video": ["render", "vmprod", "--video", "--out", "old.mp4", "--resolution", "32x20",
-                  "--samples", "1", "--quiet"],
+        "video": ["render", "vmprod", "--video", "--frames", "1-6", "--out", "old.mp4",
+                  "--resolution", "128x80", "--samples", "1", "--quiet"],   # ~4 kB
         "frames": ["render", "vmprod", "--frames", "1-2", "--out", "frames", "--resolution",
                    "64x40", "--samples", "1", "--quiet"],
         # 40 leaves: a preset of several kB
