@@ -105,12 +105,20 @@ def _params_from_text(text: str, allow_network: bool, depth: int) -> dict:
         return _check_params(_json(s, "pasted JSON"), "pasted JSON")
     if depth == 0 and "\n" not in s and _is_file(s):
         path = Path(s).expanduser()
-        return _params_from_text(_read_local(path, "file"), allow_network, depth + 1)
+        try:
+            return _params_from_text(_read_local(path, "file"), allow_network, depth + 1)
+        except _NotALink:   # named by the file, not by its contents (which may be private)
+            raise MMError(f"mm link: file '{path}' holds no mm URL, query string or params "
+                          "JSON") from None
     query = _query_of(s)
     if query is None:
-        raise MMError(f"mm link: {_short(s)!r} is not an mm URL (…index.html?params=…), "
-                      "a query string, JSON text or an existing file")
+        raise _NotALink(f"mm link: {_short(s)!r} is not an mm URL (…index.html?params=…), "
+                        "a query string, JSON text or an existing file")
     return _params_from_query(query, allow_network)
+
+
+class _NotALink(MMError):
+    """A file's text is not a link: reported by the file's name."""
 
 
 def _short(s: str, n: int = 80) -> str:
@@ -128,8 +136,8 @@ def _query_of(s: str) -> str | None:
     s = s.split("#", 1)[0]
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", s) or "?" in s:
         if "?" not in s:
-            raise MMError(f"mm link: {_short(s)!r} has no '?params=', '?config=' or compressed "
-                          "parameters after the page address")
+            raise _NotALink(f"mm link: {_short(s)!r} has no '?params=', '?config=' or "
+                            "compressed parameters after the page address")
         return s.split("?", 1)[1]
     if re.match(r"(params|config|\d+(\.\d+)?)=", s):
         return s

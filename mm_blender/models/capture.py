@@ -295,6 +295,9 @@ def write_capture(model: str, layer: int, head: int, text_file=None, tokens: int
     """The CLI door: read the text file (our bundled text if None), capture, save to out_path."""
     text = None
     if text_file is not None:
+        kind = outputs.describe(Path(text_file))
+        if kind and kind != "a file":   # a FIFO would never end
+            raise MMError(f"text file {text_file} is {kind}, not a text file")
         try:
             text = Path(text_file).read_text(encoding="utf-8")
         except OSError as e:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MMError
+from ..outputs import describe
 from .capture import FORMAT_VERSION, Capture, capture_head
 
 # longest first, so `input_t_0_5` is input_t and not input
@@ -49,6 +50,9 @@ def _read_text(spec) -> str | None:
     path = Path(spec.model.text)
     if not path.is_absolute() and spec.base_dir is not None:
         path = spec.base_dir / path
+    kind = describe(path)
+    if kind and kind != "a file":   # a FIFO would never end
+        raise MMError(f"{spec.origin}: [model] text '{path}' is {kind}, not a text file")
     try:
         return path.read_text(encoding="utf-8")
     except OSError as e:

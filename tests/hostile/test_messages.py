@@ -41,3 +41,23 @@ def test_data_file_that_is_not_a_file(sandbox, kind, words):
     sandbox.write("p.toml", 'expr = "A @ B"\n[matrix.A]\nh = 2\nw = 2\ninit = "file"\n'
                   'file = "d.npy"\n[matrix.B]\nh = 2\nw = 2\n')
     sandbox.refused(sandbox.cli("check", "p.toml"), "d.npy", words)
+
+
+def test_mm_link_file_error_does_not_echo_the_file(sandbox):
+    sandbox.write("secret.txt", f"{SECRET} is my password\n")
+    result = sandbox.cli("import-mm", "secret.txt", "-o", "x.toml")
+    sandbox.refused(result, "secret.txt", "holds no mm URL")
+    assert SECRET not in result.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["capture", "--model", "minilm", "--layer", "0", "--head", "0", "--text", "pipe.txt",
+     "--out", "x.npz"],
+    ["check", "p.toml"],
+])
+def test_text_that_is_a_fifo_is_named_not_read(sandbox, command):
+    os.mkfifo(sandbox.path("pipe.txt"))   # reading it would wait for ever
+    sandbox.write("p.toml", 'expr = "Q @ K_t"\n[matrix.Q]\ninit = "model"\nh = 4\nw = 2\n'
+                  '[matrix.K_t]\ninit = "model"\nh = 2\nw = 4\n'
+                  '[model]\nmodel = "minilm"\ntext = "pipe.txt"\n')
+    sandbox.refused(sandbox.cli(*command), "pipe.txt", "a FIFO (named pipe)")
