@@ -26,6 +26,17 @@ def json_depth(raw: bytes) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
+# TOML strings (multi-line, basic, literal) and comments, which may hold any bracket
+_TOML_SKIP = re.compile(rb'"""[\s\S]*?"""|' rb"'''[\s\S]*?'''|"
+                        rb'"(?:[^"\\\n]|\\.)*"|' rb"'[^'\n]*'|#[^\n]*")
+MAX_TOML_DEPTH = 32   # a preset nests 3 deep
+
+
+def toml_depth(raw: bytes) -> int:
+    """How deeply TOML text nests arrays and inline tables, counted without recursion."""
+    return json_depth(_TOML_SKIP.sub(b"", raw))
+
+
 def json_header(raw: bytes, what: str) -> dict:
     """A JSON object header; MMError (never RecursionError) for anything else."""
     if json_depth(raw) > MAX_JSON_DEPTH:

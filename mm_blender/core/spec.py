@@ -468,19 +468,33 @@ def root_spec(spec: Spec) -> MatmulSpec:
 
 def load_toml(path: str | Path) -> Spec:
     path = Path(path)
+    data = read_toml(path)
+    return from_dict(data, name=path.stem, origin=str(path), base_dir=path.parent)
+
+
+def read_toml(path: Path) -> dict:
+    """A preset file's table; MMError for a file that cannot be read, is not UTF-8 TOML, or
+    nests too deeply for the parser."""
+    if not path.is_file() and path.exists():   # a FIFO would never end
+        from ..outputs import describe
+        raise MMError(f"preset file '{path}' is {describe(path)}, not a preset file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise MMError(f"preset file '{path}' does not exist") from None
     except OSError as e:
         raise MMError(f"preset file '{path}' cannot be read: {e.strerror}") from None
+    from .file_headers import MAX_TOML_DEPTH, toml_depth
+    if toml_depth(raw) > MAX_TOML_DEPTH:   # tomllib recurses on each level
+        raise MMError(f"preset file '{path}' nests arrays or tables more than "
+                      f"{MAX_TOML_DEPTH} levels deep (the depth limit)")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise MMError(f"preset file '{path}' is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise MMError(f"preset file '{path}' is not valid TOML: {e}") from None
-    return from_dict(data, name=path.stem, origin=str(path), base_dir=path.parent)
+    return data
 
 
 def with_changes(spec: Spec, **changes) -> Spec:

@@ -66,3 +66,20 @@ def test_deep_formula_in_a_preset(sandbox, text):
     sandbox.write("f.toml", 'expr = "A @ B"\n[matrix.A]\ninit = "expr"\n'
                   f'formula = "{text}"\n')
     sandbox.refused(sandbox.cli("check", "f.toml"), "nested more than")
+
+
+@pytest.mark.parametrize("value", [
+    "[" * 3000 + "]" * 3000,                      # arrays
+    "{a = " * 3000 + "1" + "}" * 3000,            # inline tables
+])
+def test_deeply_nested_toml(sandbox, value):
+    sandbox.write("deep.toml", f'expr = "A @ B"\nx = {value}\n')
+    sandbox.refused(sandbox.cli("check", "deep.toml"), "deep.toml", "depth limit")
+
+
+def test_brackets_in_toml_strings_and_comments_are_not_nesting(sandbox):
+    sandbox.write("p.toml", 'expr = "A @ B"  # ' + "[" * 100 + "\n"
+                  'description = "' + "[" * 100 + "'''" + '"\n'
+                  "name = '" + "{" * 100 + "'\n")
+    result = sandbox.cli("check", "p.toml")
+    assert result.returncode == 0, result.stderr
