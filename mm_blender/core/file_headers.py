@@ -37,6 +37,21 @@ def toml_depth(raw: bytes) -> int:
     return json_depth(_TOML_SKIP.sub(b"", raw))
 
 
+def json_file(path, what: str, max_depth: int = 32):
+    """A small JSON file of a model (config, tokenizer), its nesting checked before
+    json.loads recurses. MMError names the file, never its contents."""
+    try:
+        raw = open(path, "rb").read()
+    except OSError as e:
+        raise MMError(f"cannot read {what} {path}: {e.strerror}") from None
+    if json_depth(raw) > max_depth:
+        raise MMError(f"{what} {path} nests more than {max_depth} levels deep")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MMError(f"{what} {path} is corrupt (not JSON)") from None
+
+
 def json_header(raw: bytes, what: str) -> dict:
     """A JSON object header; MMError (never RecursionError) for anything else."""
     if json_depth(raw) > MAX_JSON_DEPTH:

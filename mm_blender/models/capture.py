@@ -205,6 +205,9 @@ def open_model(model: str):
     if not path.exists():
         raise MMError(f"unknown model '{model}': not one of {', '.join(PRESETS)}, and no such "
                       "file or folder")
+    kind = outputs.describe(path)
+    if kind not in ("a file", "a folder"):
+        raise MMError(f"model '{model}' is {kind}, not a weights file or model folder")
     if path.is_file() and path.suffix == ".gguf":
         return smollm2.open_gguf(path, model)
     if path.is_dir() and any(path.glob("*.gguf")) and not any(
@@ -217,8 +220,8 @@ def open_model(model: str):
 
 def _model_type(folder: Path):
     try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
+        return file_headers.json_file(folder / "config.json", "model config").get("model_type")
+    except (MMError, AttributeError):
         return None
 
 

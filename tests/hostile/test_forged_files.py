@@ -169,3 +169,20 @@ def test_big_npy_for_a_small_leaf_is_refused_from_its_header(sandbox, monkeypatc
     sandbox.write("p.toml", 'expr = "A @ B"\n' + LEAF.format(file="big.npy"))
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("loaded before checked"))
     sandbox.refused(sandbox.cli("check", "p.toml"), "8192 x 8192")
+
+
+def test_deeply_nested_model_config(sandbox):
+    sandbox.write("model/config.json", "[" * 100000 + "]" * 100000)
+    sandbox.write("model/model.safetensors", safetensors({}))
+    sandbox.write("old.npz", b"PK-old capture")
+    result = sandbox.cli("capture", "--model", "model", "--layer", "0", "--head", "0",
+                         "--out", "old.npz")
+    sandbox.refused(result, "config.json", "nests more than")
+
+
+def test_a_fifo_as_the_model(sandbox):
+    import os
+    os.mkfifo(sandbox.path("weights.safetensors"))
+    result = sandbox.cli("capture", "--model", "weights.safetensors", "--layer", "0",
+                         "--head", "0", "--out", "new.npz")
+    sandbox.refused(result, "weights.safetensors", "a FIFO (named pipe)")
