@@ -174,8 +174,9 @@ def temp_folder(near: str | os.PathLike) -> Path:
 
 
 def discard(path: Path) -> None:
-    """Remove a temporary file or folder of ours."""
+    """Remove a temporary file or folder of ours (and the `name@` Blender saves through)."""
     _remove(path)
+    _remove(Path(f"{path}@"))
     _PENDING.discard(path)
 
 
@@ -323,8 +324,7 @@ def on_interrupt(cleanup: Callable[[], None]) -> None:
 
 def clean_pending() -> None:
     for p in list(_PENDING):
-        _remove(p)
-        _PENDING.discard(p)
+        discard(p)
 
 
 def _interrupted(signum, _frame) -> None:

@@ -43,6 +43,7 @@ FILE_SUFFIXES = (".csv", ".txt", ".npy", ".npz", ".safetensors")
 
 URL_TIMEOUT_S = 10.0
 URL_MAX_BYTES = 64 * 1024 * 1024
+CSV_BYTES_PER_CELL = 64   # a number written out, with room to spare
 _URL_CACHE: dict[str, str] = {}  # url -> downloaded text, for this process
 
 
@@ -283,7 +284,11 @@ def check_leaf_file(name, h, w, file, tensor="", base_dir=None) -> None:
     """Before any work: the file exists, and an array file's header (read without its data)
     says the shape and type the leaf needs."""
     path, what, suffix = _leaf_path(name, file, base_dir)
-    if suffix in (".csv", ".txt"):
+    if suffix in (".csv", ".txt"):   # read whole: its size is its header
+        limit = max(URL_MAX_BYTES, CSV_BYTES_PER_CELL * h * w)
+        if os.path.getsize(path) > limit:
+            raise MMError(f"{what}: {os.path.getsize(path):,} bytes of CSV, more than a "
+                          f"{h} x {w} leaf can use (at most {limit:,})")
         return
     try:
         if suffix == ".npy":

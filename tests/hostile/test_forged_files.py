@@ -186,3 +186,13 @@ def test_a_fifo_as_the_model(sandbox):
     result = sandbox.cli("capture", "--model", "weights.safetensors", "--layer", "0",
                          "--head", "0", "--out", "new.npz")
     sandbox.refused(result, "weights.safetensors", "a FIFO (named pipe)")
+
+
+def test_a_huge_csv_for_a_small_leaf(sandbox, monkeypatch):
+    from mm_blender.core import initialisers
+    monkeypatch.setattr(initialisers, "URL_MAX_BYTES", 1 << 16)   # a 64 kB floor, for speed
+    with open(sandbox.path("big.csv"), "wb") as f:
+        f.write(b"1,2,3,4\n")
+        f.truncate(1 << 20)   # 1 MB (sparse): far more than a 4 x 4 leaf can use
+    sandbox.write("p.toml", 'expr = "A @ B"\n' + LEAF.format(file="big.csv"))
+    sandbox.refused(sandbox.cli("check", "p.toml"), "big.csv", "bytes of CSV")
