@@ -1,6 +1,5 @@
 """Deep nesting: parentheses, long `@` chains, mm link trees and formulas nested past the
 depth limit are one MMError line naming the limit, never a RecursionError."""
-import json
 
 import pytest
 
