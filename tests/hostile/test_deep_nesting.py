@@ -48,10 +48,11 @@ def test_deep_mm_link_tree(sandbox, depth):
 
 
 def test_deep_compressed_mm_link(sandbox):
-    # the flat form spells paths with numbers: 300 'left.' segments
-    path = ".".join(["0"] * 300)
-    link = f"https://bhosmer.github.io/mm/index.html?{path}.1=x&left=0&name=1&expr=A%20%40%20B"
-    sandbox.refused(sandbox.cli("import-mm", link), "mm link")
+    # the flat form numbers each parent path: one number spelling 300 'left.' steps
+    parent = ".".join(["left"] * 300)
+    link = ("https://bhosmer.github.io/mm/index.html?0.1=x&2=L%20%40%20R"
+            f"&{parent}=0&name=1&expr=2")
+    sandbox.refused(sandbox.cli("import-mm", link), "mm link", "depth limit")
 
 
 @pytest.mark.parametrize("text", [
