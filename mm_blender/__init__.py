@@ -10,7 +10,7 @@ notebooks), ... as in api.py; none of them imports bpy until it builds or render
 
 __version__ = "0.1.0"
 
-from .api import (build, build_plan, check_writable, load_spec, plan_spec,  # noqa: E402,F401
+from .api import (build, build_plan, check_output, load_spec, plan_spec,  # noqa: E402,F401
                   render_animation, render_still, reset_file, save_blend)
 from .errors import MMError  # noqa: E402,F401
 from .notebook import Picture, show  # noqa: E402,F401

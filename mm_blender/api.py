@@ -9,10 +9,10 @@ Only `build`, `save_blend` and the render functions import bpy, lazily.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
+from . import outputs
 from .core import presets
 from .core.plan import ScenePlan
 from .core.spec import Spec
@@ -39,8 +39,7 @@ def plan_spec(spec: Spec, progress: Progress | None = None,
               allow_network: bool = True) -> ScenePlan:
     from .core.evaluate import evaluate
     from .core.scene_plan import make_plan
-    from .core.spec import check_memory
-    check_memory(spec)
+    preflight(spec, allow_network)
     overrides = leaf_overrides(spec, progress)
     if progress:
         progress(0.05, "computing values")
@@ -50,17 +49,31 @@ def plan_spec(spec: Spec, progress: Progress | None = None,
     return make_plan(spec, values)
 
 
-def check_writable(path: str | Path) -> Path:
-    """Fail before any work if an output file cannot be written."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise MMError(f"output folder '{parent}' does not exist")
-    if not os.access(parent, os.W_OK):
-        raise MMError(f"output folder '{parent}' is not writable")
-    if path.is_dir():
-        raise MMError(f"output '{path}' is a folder, not a file")
-    return path
+def check_output(path: str | Path, kind: str, what: str = "output") -> Path:
+    """Fail before any work if an output cannot be written (see outputs.check_output)."""
+    return outputs.check_output(path, kind, what)
+
+
+def preflight(spec: Spec, allow_network: bool = False):
+    """Every check that needs no values, before any work: what the scene will build fits in
+    memory (every cell, sweep point and k-block plane; data files' shapes from their
+    headers), the network is allowed where a leaf needs it, and a [model] table's layer,
+    head and tokens fit the model. `check` and `build` run the same checks. Returns what
+    the scene will build (core.budget.Budget)."""
+    from .core.budget import check_memory
+    from .core.initialisers import check_leaf_file
+    from .core.initialisers import network_off
+    for leaf in spec.leaves.values():
+        if leaf.init == "url" and not allow_network:
+            raise MMError(network_off(f"{spec.origin}: leaf {leaf.name!r} reads url "
+                                      f"'{leaf.url}'"))
+        if leaf.init == "file":
+            check_leaf_file(leaf.name, leaf.h, leaf.w, leaf.file, leaf.tensor, spec.base_dir)
+    built = check_memory(spec)
+    if spec.model is not None:
+        from .models.leaves import check_model
+        check_model(spec)
+    return built
 
 
 def build(source: str | Path | Spec, *, look: str | None = None, view: str | None = None,
@@ -83,11 +96,12 @@ def build_plan(spec: Spec, plan: ScenePlan, *, look: str | None = None,
 
 
 def save_blend(path: str | Path) -> Path:
+    """Save the open file as a copy at `path`: written beside it, reopened by Blender to
+    verify, then moved over it (a failed save leaves the old file)."""
     import bpy
-    path = check_writable(path).resolve()
-    tmp = path.with_name(path.name + ".part.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True)
-    os.replace(tmp, path)
+    path = check_output(path, "blend", "--blend")
+    with outputs.atomic(path, what=".blend") as tmp:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True)
     return path
 
 
@@ -99,7 +113,7 @@ def reset_file() -> None:
 
 def render_still(path: str | Path, **options) -> Path:
     from .render.render import render_still as _render_still
-    return _render_still(check_writable(path), **options)
+    return _render_still(check_output(path, "image"), **options)
 
 
 def render_animation(path: str | Path, **options) -> Path:

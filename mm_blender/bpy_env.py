@@ -9,6 +9,16 @@ import shutil
 import sys
 import tempfile
 
+from . import outputs
+
+
+def _remove_blender_tempdir() -> None:
+    """Blender's own per-session temp folder (it removes it at a normal exit only)."""
+    bpy = sys.modules.get("bpy")
+    tempdir = getattr(getattr(bpy, "app", None), "tempdir", "") if bpy else ""
+    if tempdir and os.path.basename(os.path.normpath(tempdir)).startswith("blender_"):
+        shutil.rmtree(tempdir, ignore_errors=True)
+
 
 def prepare() -> None:
     if "bpy" in sys.modules:
@@ -20,6 +30,8 @@ def prepare() -> None:
     if not base:
         base = tempfile.mkdtemp(prefix="mm_blender_")
         atexit.register(shutil.rmtree, base, ignore_errors=True)
+        outputs.on_interrupt(lambda: shutil.rmtree(base, ignore_errors=True))
+    outputs.on_interrupt(_remove_blender_tempdir)
     for var, sub in (("BLENDER_USER_RESOURCES", "resources"),
                      ("BLENDER_USER_EXTENSIONS", "extensions"),
                      ("XDG_CACHE_HOME", "cache")):

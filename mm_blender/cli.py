@@ -1,6 +1,7 @@
 """`python -m mm_blender ...`: parse arguments, call the API, print results.
 
-User errors (MMError, bad arguments) print one line on stderr and exit 2.
+User errors (MMError, bad arguments), failed writes and interrupts print one line on stderr
+and exit 2. The network is off unless --allow-network is given.
 """
 from __future__ import annotations
 
@@ -108,18 +109,22 @@ def cmd_presets(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .api import load_spec
-    _print_check(load_spec(args.source))
+    from . import api
+    spec = api.load_spec(args.source)
+    built = api.preflight(spec, allow_network=args.allow_network)   # the same checks as build
+    _print_check(spec, sweep_points=built.sweep)
     return 0
 
 
-def _print_check(spec) -> None:
+def _print_check(spec, sweep_points: int = 0) -> None:
     print(f"{spec.name}: {spec.expr}")
     for line in _tree_lines(spec):
         print("  " + line)
     b = spec.blocks
     print(f"  cells: {spec.cell_count():,}  blocks: i {b.i}, j {b.j}, k {b.k}  "
           f"layout: {spec.layout.scheme}, gap {spec.layout.gap:g}")
+    if sweep_points:
+        print(f"  sweep points: {sweep_points:,} (products in flight, highlights, k planes)")
 
 
 def _prepare_bpy():
@@ -129,47 +134,56 @@ def _prepare_bpy():
 
 def cmd_build(args) -> int:
     from . import api
-    from .core.spec import check_memory
+    out = api.check_output(args.blend, "blend", "--blend")
     spec = api.load_spec(args.source)
-    check_memory(spec)
-    out = api.check_writable(args.blend)
+    api.preflight(spec, allow_network=args.allow_network)
     progress = Progress(args.quiet)
     _prepare_bpy()
     api.reset_file()
-    api.build(spec, look=args.look, view=args.view, progress=progress)
+    api.build(spec, look=args.look, view=args.view, progress=progress,
+              allow_network=args.allow_network)
     api.save_blend(out)
     print(f"built {spec.name}: {spec.cell_count():,} cells -> {out} "
           f"({progress.elapsed():.1f} s)")
     return 0
 
 
+def _render_outputs(args, frames):
+    """Check --out (and --blend) before any work: the image, video or frame folder."""
+    from . import outputs
+    if frames and not args.video:   # a PNG sequence (or a chunk of one) into a folder
+        out = outputs.check_output_folder(args.out, "--out (--frames writes a PNG sequence "
+                                                    "into a folder)")
+    elif args.video:
+        out = outputs.check_output(args.out, "video", "--video --out")
+    else:
+        out = outputs.check_output(args.out, "image", "--out")
+    blend = outputs.check_output(args.blend, "blend", "--blend") if args.blend else None
+    if blend is not None and blend == out:
+        raise MMError(f"--out and --blend are the same file '{out}'")
+    return out, blend
+
+
 def cmd_render(args) -> int:
     from . import api
-    from .core.spec import check_memory
-    spec = api.load_spec(args.source)
-    check_memory(spec)
     resolution = _resolution(args.resolution)
     frames = _frames(args.frames) if args.frames else None
     if args.samples < 1 or args.samples > 65536:
         raise MMError(f"invalid --samples {args.samples}: use 1 to 65536")
-    if frames and not args.video:   # a PNG sequence (or a chunk of one) into a folder
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise MMError(f"--frames writes a PNG sequence into a folder; '{out}' is a file")
-        api.check_writable((out if out.is_dir() else out.parent) / "frame_0001.png")
-    else:
-        out = api.check_writable(args.out)
-    if args.video and out.suffix.lower() not in (".mp4",):
-        raise MMError(f"--video writes H.264 MP4: give an output ending in .mp4, not '{out.name}'")
     if args.video and (resolution[0] % 2 or resolution[1] % 2):   # before the build, not after
         raise MMError(f"invalid resolution {args.resolution!r}: H.264 video needs an even "
                       "width and height")
+    if args.video and Path(args.out).suffix.lower() != ".mp4":
+        raise MMError(f"--video writes H.264 MP4: give an output ending in .mp4, "
+                      f"not '{Path(args.out).name}'")
+    out, blend = _render_outputs(args, frames)
+    spec = api.load_spec(args.source)
+    api.preflight(spec, allow_network=args.allow_network)
     progress = Progress(args.quiet)
     _prepare_bpy()
     api.reset_file()
-    api.build(spec, look=args.look, view=args.view, progress=progress)
-    if args.blend:
-        api.save_blend(api.check_writable(args.blend))
+    api.build(spec, look=args.look, view=args.view, progress=progress,
+              allow_network=args.allow_network)
     if args.video or frames:
         timed = []
         written = api.render_animation(out, frames=frames, video=args.video,
@@ -181,24 +195,29 @@ def cmd_render(args) -> int:
     else:
         written = api.render_still(out, resolution=resolution, samples=args.samples,
                                    engine=args.engine, device=args.device, progress=progress)
+    if blend is not None:   # after the render: a failed render leaves the old .blend too
+        api.save_blend(blend)
     print(f"rendered {spec.name}: {spec.cell_count():,} cells, {resolution[0]}x{resolution[1]}, "
           f"{args.samples} samples -> {written} ({progress.elapsed():.1f} s)")
     return 0
 
 
 def cmd_import_mm(args) -> int:
+    from . import outputs
     from .interop.mm_links import import_mm
-    data, dropped = import_mm(args.source, out_path=args.output, name=args.name)
+    out = outputs.check_output(args.output, "preset", "--output") if args.output else None
+    data, dropped = import_mm(args.source, out_path=out, name=args.name,
+                              allow_network=args.allow_network)
     for note in dropped:
         print(f"note: {note}", file=sys.stderr)
-    print(f"imported {data.get('name', '')}: {data['expr']}" + (f" -> {args.output}" if args.output else ""))
+    print(f"imported {data.get('name', '')}: {data['expr']}" + (f" -> {out}" if out else ""))
     return 0
 
 
 def cmd_capture(args) -> int:
     from . import api
     from .models.capture import write_capture
-    out = api.check_writable(args.out)
+    out = api.check_output(args.out, "capture", "--out")
     progress = Progress(args.quiet)
     cap = write_capture(args.model, args.layer, args.head, args.text, args.tokens, out, progress)
     print(f"captured {args.model} layer {args.layer} head {args.head}: "
@@ -210,7 +229,8 @@ def cmd_trace(args) -> int:
     from .tracing import trace_file, tree_listing
     spec, traced = trace_file(args.target, args.out, root=args.root, batch=args.batch,
                               head=args.head)
-    print(f"traced {args.target} -> {args.out} (data: {Path(args.out).with_suffix('.npz')})")
+    out = Path(args.out).absolute()
+    print(f"traced {args.target} -> {out} (data: {out.with_suffix('.npz')})")
     _print_check(spec)
     for line in tree_listing(traced, spec.tree.name):
         print(line)
@@ -229,12 +249,18 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("presets", help="list the built-in presets")
     s.set_defaults(func=cmd_presets)
 
+    def network_option(s):
+        s.add_argument("--allow-network", action="store_true",
+                       help="let url leaves and ?config= links download (off by default)")
+
     s = sub.add_parser("check", help="validate a preset and print its expression tree")
     s.add_argument("source", help="preset name or path to a .toml file")
+    network_option(s)
     s.set_defaults(func=cmd_check)
 
     def scene_options(s):
         s.add_argument("source", help="preset name or path to a .toml file")
+        network_option(s)
         s.add_argument("--look", choices=["dark", "paper"], default=None)
         s.add_argument("--view", choices=["mm", "front", "top", "iso"], default=None)
         s.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -261,6 +287,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("source", help="an mm URL (?params=...), a JSON file, or JSON text")
     s.add_argument("-o", "--output", default=None, help="write the preset TOML here")
     s.add_argument("--name", default=None)
+    network_option(s)
     s.set_defaults(func=cmd_import_mm)
 
     s = sub.add_parser("capture", help="capture a real attention head to an .npz")
@@ -286,15 +313,19 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:   # the command line of a process of ours (not a call from a script)
+        from . import outputs
+        outputs.guard_process()
     try:
         args = make_parser().parse_args(argv)
         return args.func(args)
     except MMError as e:
         print(f"mm_blender: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("mm_blender: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:   # called from a script (our own process: outputs.guard_process)
+        print("mm_blender: error: interrupted; unfinished outputs were removed",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     except BrokenPipeError:   # output piped into `head` and the like
         sys.stderr.close()
         return 0

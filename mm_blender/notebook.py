@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import struct
 import tempfile
 from pathlib import Path
 
-from . import api
+from . import api, outputs
 from .core.spec import Spec
 from .errors import MMError
 
@@ -38,16 +37,12 @@ class Picture:
 
     def save(self, path: str | Path) -> Path:
         """Write the PNG to `path` (via a temporary file beside it, renamed when complete)."""
-        path = api.check_writable(Path(path).expanduser())
-        if path.suffix.lower() != ".png":
-            raise MMError(f"a Picture is a PNG: give a path ending in .png, not '{path.name}'")
-        tmp = path.with_name(f".{path.name}.partial")
-        try:
+        if Path(path).suffix.lower() != ".png":
+            raise MMError(f"a Picture is a PNG: give a path ending in .png, not "
+                          f"'{Path(path).name}'")
+        path = outputs.check_output(path, "image", "picture")
+        with outputs.atomic(path, what="picture") as tmp:   # verified, then renamed
             tmp.write_bytes(self.png)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return path
 
 

@@ -14,6 +14,10 @@ from ..errors import MMError
 # mm's leaf names: a word character first, then word characters or . - ! # $ % ^ & / [ ]
 NAME_RE = re.compile(r"\w[\w.\-!#$%^&/\[\]]*")
 MAX_EXPR_LENGTH = 4000
+# Deeper trees are no picture anyone can read, and every stage walks the tree: the parser
+# refuses them (parentheses while parsing, `@` chains once parsed) before anything recurses.
+MAX_DEPTH = 100
+MAX_NESTING = 200   # parentheses, redundant ones included (the parser recurses on each)
 
 
 @dataclass
@@ -57,6 +61,11 @@ class _Token:
     column: int
 
 
+def shown(text: str, n: int = 80) -> str:
+    """An expression as quoted in an error line: long ones are cut."""
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
 def _tokens(text: str) -> Iterator[_Token]:
     pos = 0
     while pos < len(text):
@@ -73,7 +82,7 @@ def _tokens(text: str) -> Iterator[_Token]:
             yield _Token("name", m.group(0), pos + 1)
             pos = m.end()
             continue
-        raise MMError(f"expression {text!r}: column {pos + 1}: unexpected character {ch!r}; "
+        raise MMError(f"expression {shown(text)}: column {pos + 1}: unexpected character {ch!r}; "
                       "expected a matrix name, '@', '(' or ')'")
     yield _Token("end", "", len(text) + 1)
 
@@ -83,6 +92,7 @@ class _Parser:
         self.text = text
         self.toks = list(_tokens(text))
         self.i = 0
+        self.nesting = 0
 
     def peek(self, offset: int = 0) -> _Token:
         return self.toks[min(self.i + offset, len(self.toks) - 1)]
@@ -94,7 +104,7 @@ class _Parser:
 
     def fail(self, tok: _Token, expected: str):
         found = "end of expression" if tok.kind == "end" else repr(tok.text)
-        raise MMError(f"expression {self.text!r}: column {tok.column}: expected {expected}, "
+        raise MMError(f"expression {shown(self.text)}: column {tok.column}: expected {expected}, "
                       f"found {found}")
 
     def parse(self) -> Node:
@@ -110,7 +120,7 @@ class _Parser:
             self.take()
             node = self.chain()
             if not isinstance(node, MatMul):
-                raise MMError(f"expression {self.text!r}: column {name_tok.column}: a name "
+                raise MMError(f"expression {shown(self.text)}: column {name_tok.column}: a name "
                               f"('{name_tok.text} = ...') can only be given to a matmul, "
                               f"not to the single matrix {node.name!r}")
             node.name = name_tok.text
@@ -136,10 +146,15 @@ class _Parser:
             return Leaf(tok.text, tok.column)
         if tok.kind == "(":
             self.take()
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise MMError(f"expression {shown(self.text)}: column {tok.column}: parentheses "
+                              f"nested more than {MAX_NESTING} levels deep (the depth limit)")
             node = self.assign()
             if self.peek().kind != ")":
                 self.fail(self.peek(), "')'")
             self.take()
+            self.nesting -= 1
             return node
         self.fail(tok, "a matrix name or '('")
 
@@ -152,10 +167,30 @@ def parse(text: str) -> Node:
         raise MMError(f"expression is too long ({len(text)} characters, at most {MAX_EXPR_LENGTH})")
     root = _Parser(text).parse()
     if not isinstance(root, MatMul):
-        raise MMError(f"expression {text!r}: expected at least one '@' (a single matrix "
+        raise MMError(f"expression {shown(text)}: expected at least one '@' (a single matrix "
                       f"{root.name!r} is not a matmul)")
+    check_depth(root, f"expression {shown(text)}")
     _set_paths(root, "")
     return root
+
+
+def depth(node: Node) -> int:
+    """Levels of the tree (a single matmul of two leaves is 1), counted without recursion."""
+    deepest, stack = 0, [(node, 0)]
+    while stack:
+        n, d = stack.pop()
+        if isinstance(n, MatMul):
+            deepest = max(deepest, d + 1)
+            stack.append((n.left, d + 1))
+            stack.append((n.right, d + 1))
+    return deepest
+
+
+def check_depth(root: Node, where: str) -> None:
+    d = depth(root)
+    if d > MAX_DEPTH:
+        raise MMError(f"{where}: the tree is {d} matmuls deep, more than the depth limit "
+                      f"of {MAX_DEPTH}")
 
 
 def _set_paths(node: Node, path: str) -> None:

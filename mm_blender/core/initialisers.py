@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import urllib.error
@@ -12,6 +11,7 @@ import urllib.request
 
 import numpy as np
 
+from . import file_headers
 from . import formula as formula_lang
 from ..errors import MMError
 
@@ -42,6 +42,7 @@ FILE_SUFFIXES = (".csv", ".txt", ".npy", ".npz", ".safetensors")
 
 URL_TIMEOUT_S = 10.0
 URL_MAX_BYTES = 64 * 1024 * 1024
+CSV_BYTES_PER_CELL = 64   # a number written out, with room to spare
 _URL_CACHE: dict[str, str] = {}  # url -> downloaded text, for this process
 
 
@@ -186,9 +187,9 @@ def _parse_csv(text: str, source: str):
             k = int(np.argmin(np.vectorize(_is_number, otypes=[bool])(cells)))
             r = int(np.searchsorted(np.cumsum(lengths), k, side="right"))
             c = k - int(lengths[:r].sum())
-            raise MMError(
-                f"{source}: line {r + 1}, column {c + 1}: {str(cells[k])[:40]!r} is not a number"
-            ) from None
+            # the cell itself is not shown: the file may be one that should stay private
+            raise MMError(f"{source}: line {r + 1}, column {c + 1} is not a number "
+                          "(expected CSV of numbers)") from None
     values = np.zeros((len(rows), int(lengths.max())))
     values[np.arange(values.shape[1])[None, :] < lengths[:, None]] = flat
     return values, lengths
@@ -214,6 +215,13 @@ def _wrap(data, h, w):
 # url
 
 
+def network_off(what: str, instead: str = "or use a local 'file' init") -> str:
+    """The one line for a download refused because the network is off."""
+    tail = f", {instead}" if instead else ""
+    return (f"{what}: network access is off (on the command line add --allow-network; in "
+            f"Blender: Preferences > System > Network > Allow Online Access){tail}")
+
+
 def _download(name: str, url: str, allow_network: bool) -> str:
     what = f"url '{url}' for leaf '{name}'"
     if not url:
@@ -222,8 +230,7 @@ def _download(name: str, url: str, allow_network: bool) -> str:
     if scheme not in ("http", "https"):
         raise MMError(f"{what}: only http:// and https:// addresses can be read")
     if not allow_network:
-        raise MMError(f"{what}: network access is off (in Blender: Preferences > System > "
-                      "Network > Allow Online Access); turn it on or use a local 'file' init")
+        raise MMError(network_off(what))
     if url in _URL_CACHE:
         return _URL_CACHE[url]
     try:
@@ -249,7 +256,7 @@ def _download(name: str, url: str, allow_network: bool) -> str:
 # Local files
 
 
-def _load_file(name, h, w, file, tensor, base_dir):
+def _leaf_path(name, file, base_dir):
     if not file:
         raise MMError(f"leaf '{name}' uses init 'file' but has no file")
     what = f"file '{file}' for leaf '{name}'"
@@ -260,11 +267,62 @@ def _load_file(name, h, w, file, tensor, base_dir):
     if base_dir is not None and not os.path.isabs(path):
         path = os.path.join(os.fspath(base_dir), path)
     if not os.path.isfile(path):
+        from ..outputs import describe
+        kind = describe(path)
+        if kind:
+            raise MMError(f"{what}: {os.path.abspath(path)} is {kind}, not a data file")
         raise MMError(f"{what}: not found (looked for {os.path.abspath(path)})")
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in FILE_SUFFIXES:
         raise MMError(f"{what}: unsupported file type {suffix or '(none)'!r}; use one of "
                       + ", ".join(FILE_SUFFIXES))
+    return path, what, suffix
+
+
+def check_leaf_file(name, h, w, file, tensor="", base_dir=None) -> None:
+    """Before any work: the file exists, and an array file's header (read without its data)
+    says the shape and type the leaf needs."""
+    path, what, suffix = _leaf_path(name, file, base_dir)
+    if suffix in (".csv", ".txt"):   # read whole: its size is its header
+        limit = max(URL_MAX_BYTES, CSV_BYTES_PER_CELL * h * w)
+        if os.path.getsize(path) > limit:
+            raise MMError(f"{what}: {os.path.getsize(path):,} bytes of CSV, more than a "
+                          f"{h} x {w} leaf can use (at most {limit:,})")
+        return
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as f:
+                shape, dtype = file_headers.npy_header(f, what)
+            label = None
+        elif suffix == ".npz":
+            headers = file_headers.npz_headers(path, what)
+            label = _choose(list(headers), tensor, what, "array")
+            shape, dtype = headers[label]
+        else:
+            label, entry = _safetensors_entry(path, tensor, what)
+            shape, dtype = entry[1], np.dtype(np.float32)
+    except OSError as e:
+        raise MMError(f"{what}: cannot be read ({e.strerror or e})") from None
+    _check_header(shape, dtype, h, w, what, label)
+
+
+def _check_header(shape, dtype, h, w, what, label):
+    tensor = f", tensor '{label}'" if label else ""
+    if dtype.kind not in "biuf":
+        raise MMError(f"{what}{tensor}: holds {dtype} values; only real numbers can be drawn")
+    if len(shape) == 1:
+        shape = (1,) + tuple(shape)
+    if len(shape) != 2:
+        raise MMError(f"{what}{tensor}: has {len(shape)} dimensions {tuple(shape)}; "
+                      "only 1-D or 2-D arrays can be a leaf")
+    if tuple(shape) != (h, w):
+        raise MMError(f"{what}{tensor}: has shape {shape[0]} x {shape[1]} but the "
+                      f"leaf is {h} x {w}")
+
+
+def _load_file(name, h, w, file, tensor, base_dir):
+    check_leaf_file(name, h, w, file, tensor, base_dir)   # headers first: no big surprises
+    path, what, suffix = _leaf_path(name, file, base_dir)
     try:
         if suffix in (".csv", ".txt"):
             with open(path, encoding="utf-8-sig") as f:
@@ -341,9 +399,9 @@ _SAFETENSORS_DTYPES = {
 }
 
 
-def _read_safetensors(path, tensor, what):
-    """A small reader of the safetensors layout (8-byte little-endian header size, a JSON
-    header, then raw little-endian data) that reads only the chosen tensor's bytes."""
+def _safetensors_entry(path, tensor, what):
+    """(name, (dtype code, shape, begin, end, data start)) of the chosen tensor, every field
+    of its header entry checked against the file."""
     bad = f"{what}: not a valid .safetensors file"
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -353,31 +411,27 @@ def _read_safetensors(path, tensor, what):
         header_len = int.from_bytes(head, "little")
         if header_len > min(size - 8, 100 * 1024 * 1024):
             raise MMError(f"{bad} (header size {header_len} does not fit the file)")
-        try:
-            header = json.loads(f.read(header_len).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise MMError(f"{bad} (its header is not JSON)") from None
-        if not isinstance(header, dict):
-            raise MMError(f"{bad} (its header is not a JSON object)")
-        names = [n for n in header if n != "__metadata__"]
-        chosen = _choose(names, tensor, what, "tensor")
-        entry = header[chosen]
-        try:
-            dtype_name = entry["dtype"]
-            shape = tuple(int(d) for d in entry["shape"])
-            begin, end = (int(x) for x in entry["data_offsets"])
-        except (TypeError, KeyError, ValueError):
-            raise MMError(f"{bad} (tensor '{chosen}' has a malformed header entry)") from None
-        if dtype_name not in _SAFETENSORS_DTYPES:
-            raise MMError(f"{what}, tensor '{chosen}': dtype {dtype_name} is not supported; use "
-                          + ", ".join(_SAFETENSORS_DTYPES))
-        code = _SAFETENSORS_DTYPES[dtype_name]
-        itemsize = 2 if code == "bf16" else np.dtype(code).itemsize
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        data_start = 8 + header_len
-        fits = begin >= 0 and end - begin == count * itemsize and data_start + end <= size
-        if any(d < 0 for d in shape) or not fits:
-            raise MMError(f"{bad} (tensor '{chosen}' offsets do not match its shape {shape})")
+        header = file_headers.json_header(f.read(header_len), bad)
+    names = [n for n in header if n != "__metadata__"]
+    chosen = _choose(names, tensor, what, "tensor")
+    where = f"{what}, tensor '{chosen}'"
+    dtype_name, shape, begin, end = file_headers.safetensors_entry(
+        header[chosen], where, _SAFETENSORS_DTYPES)
+    code = _SAFETENSORS_DTYPES[dtype_name]
+    itemsize = 2 if code == "bf16" else np.dtype(code).itemsize
+    data_start = 8 + header_len
+    if not (0 <= begin <= end and end - begin == file_headers.elements(shape) * itemsize
+            and data_start + end <= size):
+        raise MMError(f"{bad}: tensor '{chosen}' offsets do not match its shape "
+                      f"{list(shape)}")
+    return chosen, (code, shape, begin, end, data_start)
+
+
+def _read_safetensors(path, tensor, what):
+    """A small reader of the safetensors layout (8-byte little-endian header size, a JSON
+    header, then raw little-endian data) that reads only the chosen tensor's bytes."""
+    chosen, (code, shape, begin, end, data_start) = _safetensors_entry(path, tensor, what)
+    with open(path, "rb") as f:
         f.seek(data_start + begin)
         raw = f.read(end - begin)
     if code == "bf16":

@@ -53,7 +53,10 @@ def resolve(source: str | Path) -> Path:
     path = Path(text)
     if text.endswith(".toml") or path.parent != Path("."):
         if not path.is_file():
-            raise MMError(f"preset file '{path}' does not exist")
+            from ..outputs import describe
+            kind = describe(path)
+            raise MMError(f"preset file '{path}' " + (f"is {kind}, not a preset file" if kind
+                                                      else "does not exist"))
         return path
     candidate = PRESETS_DIR / f"{text}.toml"
     if candidate.is_file():

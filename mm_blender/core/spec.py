@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,7 +229,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if typ in ("float", float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MMError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return _finite(value, where)
     if typ in ("bool", bool):
         if not isinstance(value, bool):
             raise MMError(f"{where}: expected true or false, got {value!r}")
@@ -243,8 +242,19 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if (not isinstance(value, list) or len(value) not in (0, 3)
                 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
             raise MMError(f"{where}: expected three numbers like [-1, -1, 1], got {value!r}")
-        return [float(v) for v in value]
+        return [_finite(v, where) for v in value]
     raise AssertionError(typ)
+
+
+def _finite(value, where: str) -> float:
+    """A setting as a float; inf and nan (TOML has both) are refused, not drawn black."""
+    try:
+        x = float(value)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise MMError(f"{where}: {value!r} is not a finite number")
+    return x
 
 
 def _fill(cls, table: Any, where: str, skip: tuple[str, ...] = ()):
@@ -372,6 +382,12 @@ def validate(spec: Spec) -> None:
     for key in ("min_size", "min_light", "max_light", "zero_hue", "hue_gap", "hue_spread"):
         _range(getattr(V, key), -1 if key.startswith("hue") else 0, 1, f"{o}: viz.{key}")
     _range(V.elem_scale, 0.01, 10, f"{o}: viz.elem_scale")
+    if spec.model is not None:
+        m = spec.model
+        _range(m.layer, 0, 10_000, f"{o}: model.layer")
+        _range(m.head, 0, 10_000, f"{o}: model.head")
+        _range(m.tokens, 2, 1_000_000, f"{o}: model.tokens")
+        _range(m.rope_theta, 1, 1e12, f"{o}: model.rope_theta")
     _check_choice(spec.look.background, LOOKS, f"{o}: look.background")
     _check_choice(spec.look.view, VIEWS, f"{o}: look.view")
     if spec.look.camera and not any(spec.look.camera):
@@ -384,6 +400,12 @@ def validate(spec: Spec) -> None:
         _range(leaf.dropout, 0, 1, f"{where}.dropout")
         if leaf.init == "expr" and not leaf.formula:
             raise MMError(f"{where}: init 'expr' needs a formula, e.g. formula = \"i * w + j\"")
+        if leaf.init == "expr":   # parsed here, so `check` refuses what `build` would
+            from . import formula as formula_lang
+            try:
+                formula_lang.parse(leaf.formula)
+            except MMError as e:
+                raise MMError(f"{where}.formula: {e}") from None
         if leaf.init == "file" and not leaf.file:
             raise MMError(f"{where}: init 'file' needs file = \"path.csv|.npy|.npz|.safetensors\"")
         if leaf.init == "url" and not leaf.url:
@@ -434,27 +456,10 @@ def check_shapes(spec: Spec) -> None:
                 f"(left width {lw} != right height {rh})")
 
 
-BYTES_PER_CELL = 250   # measured: a built cell costs ~150 B in Blender plus ~60 B of numpy plan
-
-
-def available_memory() -> int | None:
-    """Physical memory in bytes (None where the platform does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_memory(spec: Spec, memory: int | None = None) -> None:
-    """Refuse, before any work, a scene whose cells would not fit in this machine's memory."""
-    memory = available_memory() if memory is None else memory
-    cells = spec.cell_count()
-    need = cells * BYTES_PER_CELL
-    if memory and need > 0.8 * memory:
-        raise MMError(
-            f"{spec.origin}: the scene has {cells:,} cells, which needs about "
-            f"{need / 2**30:.1f} GiB to build, more than this machine's "
-            f"{memory / 2**30:.1f} GiB of memory allows; make the matrices smaller")
+def check_memory(spec: Spec, memory: int | None = None):
+    """See core/budget.py: counts every cell and sweep point before any work."""
+    from .budget import check_memory as check
+    return check(spec, memory)
 
 
 def root_spec(spec: Spec) -> MatmulSpec:
@@ -463,19 +468,33 @@ def root_spec(spec: Spec) -> MatmulSpec:
 
 def load_toml(path: str | Path) -> Spec:
     path = Path(path)
+    data = read_toml(path)
+    return from_dict(data, name=path.stem, origin=str(path), base_dir=path.parent)
+
+
+def read_toml(path: Path) -> dict:
+    """A preset file's table; MMError for a file that cannot be read, is not UTF-8 TOML, or
+    nests too deeply for the parser."""
+    if not path.is_file() and path.exists():   # a FIFO would never end
+        from ..outputs import describe
+        raise MMError(f"preset file '{path}' is {describe(path)}, not a preset file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise MMError(f"preset file '{path}' does not exist") from None
     except OSError as e:
         raise MMError(f"preset file '{path}' cannot be read: {e.strerror}") from None
+    from .file_headers import MAX_TOML_DEPTH, toml_depth
+    if toml_depth(raw) > MAX_TOML_DEPTH:   # tomllib recurses on each level
+        raise MMError(f"preset file '{path}' nests arrays or tables more than "
+                      f"{MAX_TOML_DEPTH} levels deep (the depth limit)")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise MMError(f"preset file '{path}' is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise MMError(f"preset file '{path}' is not valid TOML: {e}") from None
-    return from_dict(data, name=path.stem, origin=str(path), base_dir=path.parent)
+    return data
 
 
 def with_changes(spec: Spec, **changes) -> Spec:

@@ -23,7 +23,8 @@ from ..errors import MMError
 from ..core import expr as exprmod
 from ..core import layout
 from ..core import spec as specmod
-from ..core.initialisers import INITIALISERS
+from ..core.file_headers import json_depth
+from ..core.initialisers import INITIALISERS, network_off
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,20 @@ def _params_from_text(text: str, allow_network: bool, depth: int) -> dict:
         return _check_params(_json(s, "pasted JSON"), "pasted JSON")
     if depth == 0 and "\n" not in s and _is_file(s):
         path = Path(s).expanduser()
-        return _params_from_text(_read_local(path, "file"), allow_network, depth + 1)
+        try:
+            return _params_from_text(_read_local(path, "file"), allow_network, depth + 1)
+        except _NotALink:   # named by the file, not by its contents (which may be private)
+            raise MMError(f"mm link: file '{path}' holds no mm URL, query string or params "
+                          "JSON") from None
     query = _query_of(s)
     if query is None:
-        raise MMError(f"mm link: {_short(s)!r} is not an mm URL (…index.html?params=…), "
-                      "a query string, JSON text or an existing file")
+        raise _NotALink(f"mm link: {_short(s)!r} is not an mm URL (…index.html?params=…), "
+                        "a query string, JSON text or an existing file")
     return _params_from_query(query, allow_network)
+
+
+class _NotALink(MMError):
+    """A file's text is not a link: reported by the file's name."""
 
 
 def _short(s: str, n: int = 80) -> str:
@@ -127,8 +136,8 @@ def _query_of(s: str) -> str | None:
     s = s.split("#", 1)[0]
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", s) or "?" in s:
         if "?" not in s:
-            raise MMError(f"mm link: {_short(s)!r} has no '?params=', '?config=' or compressed "
-                          "parameters after the page address")
+            raise _NotALink(f"mm link: {_short(s)!r} has no '?params=', '?config=' or "
+                            "compressed parameters after the page address")
         return s.split("?", 1)[1]
     if re.match(r"(params|config|\d+(\.\d+)?)=", s):
         return s
@@ -148,7 +157,14 @@ def _params_from_query(query: str, allow_network: bool) -> dict:
     return _check_params(uncompress(pairs), "the compressed link")
 
 
+# JSON levels a params tree may use: a level per matmul plus a few for settings groups
+MAX_JSON_DEPTH = 2 * exprmod.MAX_DEPTH + 8
+
+
 def _json(text: str, what: str) -> Any:
+    if json_depth(text.encode("utf-8", "surrogatepass")) > MAX_JSON_DEPTH:
+        raise MMError(f"mm link: {what} nests more than {MAX_JSON_DEPTH} levels deep (the "
+                      "depth limit)")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -189,7 +205,8 @@ def _load_config(value: str, allow_network: bool) -> Any:
     scheme = urllib.parse.urlsplit(value).scheme.lower()
     if scheme in ("http", "https"):
         if not allow_network:
-            raise MMError(f"mm link: {where} must be downloaded, and network access is off")
+            raise MMError(network_off(f"mm link: {where} must be downloaded",
+                                      "or save the JSON and give its path"))
         return _json(_download(value, where), where)
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(value).path))
@@ -349,8 +366,9 @@ class _Importer:
         value = table.get(key, default)
         if isinstance(value, str):
             value = _number_text(value, f"{where}.{key}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise MMError(f"mm link: {where}.{key} must be a number, got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)):
+            raise MMError(f"mm link: {where}.{key} must be a finite number, got {value!r}")
         if lo is not None and value < lo or hi is not None and value > hi:
             clamped = min(max(value, lo if lo is not None else value),
                           hi if hi is not None else value)
@@ -417,7 +435,8 @@ class _Importer:
         try:
             ours = exprmod.parse(text)
         except MMError as e:
-            raise MMError(f"mm link: the expression {text!r} from its params tree: {e}") from None
+            raise MMError(f"mm link: the expression {exprmod.shown(text)} from its params tree: "
+                          f"{e}") from None
         expr_text = self.choose_expr(text, ours)
 
         root_place = {ours: layout[ours] for ours in _PLACEMENT_KEYS.values()}
@@ -799,10 +818,27 @@ def spec_dict_from_mm(params: dict, *, name: str = "imported") -> tuple[dict, li
     """Our preset dict (what `spec.from_dict` reads) from mm's params tree, and notes on what
     could not be kept. mm's defaults fill anything the params leave out."""
     _check_params(params, "the params")
+    check_tree_depth(params)
     try:
         return _Importer(params).run(name)
     except RecursionError:
         raise MMError("mm link: the params tree is nested too deeply") from None
+
+
+def check_tree_depth(params: dict) -> None:
+    """Refuse a params tree deeper than expressions may be, before anything walks it (the
+    importer recurses), counting levels without recursion."""
+    deepest, stack = 0, [(params, 1)]   # the root is one matmul
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > exprmod.MAX_DEPTH:
+            raise MMError(f"mm link: the params tree nests more than {exprmod.MAX_DEPTH} "
+                          "matmuls deep (the depth limit)")
+        for side in ("left", "right"):
+            child = node.get(side)
+            if isinstance(child, dict) and ("left" in child or "right" in child):
+                stack.append((child, depth + 1))
 
 
 # --- our spec -> mm params -------------------------------------------------------------------
@@ -988,8 +1024,11 @@ def import_mm(text: str, out_path: str | Path | None = None, name: str | None = 
               allow_network: bool = True) -> tuple[dict, list[str]]:
     """Read an mm link (or JSON, or a file), check it as a spec, optionally write a preset
     TOML file. Returns the preset dict and the notes on what was dropped."""
+    from .. import outputs
     from ..core import toml_write
 
+    if out_path is not None:
+        out_path = outputs.check_output(out_path, "preset", "preset")   # before any work
     params = mm_params_from_text(text, allow_network=allow_network)
     if name is None:
         name = Path(out_path).stem if out_path is not None else "imported"
@@ -1003,8 +1042,5 @@ def import_mm(text: str, out_path: str | Path | None = None, name: str | None = 
             header.append("# Not kept from the link:")
             header.extend(f"#   - {' '.join(note.split())}" for note in dropped)
         text_out = "\n".join(header) + "\n\n" + toml_write.dumps(data)
-        try:
-            Path(out_path).write_text(text_out, encoding="utf-8")
-        except OSError as e:
-            raise MMError(f"cannot write preset '{out_path}': {e.strerror}") from None
+        outputs.write_bytes(out_path, text_out.encode("utf-8"), "preset")
     return data, dropped

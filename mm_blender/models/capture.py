@@ -5,6 +5,7 @@ from a forward pass over a text; saved and loaded as .npz. The doors (panel, CLI
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import zipfile
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import outputs
+from ..core import file_headers
 from ..errors import MMError
 from . import gpt2, minilm, smollm2, sources
 
@@ -66,48 +69,100 @@ class Capture:
         return {name: getattr(self, name) for name in ARRAYS}
 
     def save(self, path) -> Path:
-        """Write to `path` exactly (an .npz archive, whatever the suffix)."""
+        """Write to `path` exactly (an .npz archive, whatever the suffix), through a verified
+        temporary file: a failed write leaves an old file at `path` as it was."""
         path = Path(path)
         meta = dict(format=FORMAT, version=FORMAT_VERSION, model=self.model, layer=self.layer,
                     head=self.head, causal=self.causal, text=self.text, tokens=self.tokens,
                     info=self.info)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
-                np.savez(f, meta=np.array(json.dumps(meta)), **self.arrays())
         except OSError as e:
             raise MMError(f"cannot write capture file {path}: {e.strerror}") from None
+        # built in memory (a few MB): a write that fails half way cannot leave numpy's zip
+        # writer half closed
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **self.arrays())
+        with outputs.atomic(path, outputs.verify_npz, what="capture file") as tmp:
+            with open(tmp, "wb") as f:
+                f.write(buf.getbuffer())
         return path
 
     @classmethod
     def load(cls, path) -> "Capture":
+        """A capture .npz, its array headers and metadata fields checked before use."""
         path = Path(path)
         if not path.is_file():
-            raise MMError(f"capture file {path} does not exist")
+            kind = outputs.describe(path)
+            raise MMError(f"capture file {path} " + (f"is {kind}, not a file" if kind
+                                                      else "does not exist"))
+        try:
+            headers = file_headers.npz_headers(path, f"capture file {path}")
+        except MMError:
+            raise MMError(f"{path} is not a readable capture file (.npz)") from None
+        _check_headers(headers, path)
         try:
             with np.load(path, allow_pickle=False) as archive:
                 stored = {k: archive[k] for k in archive.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise MMError(f"{path} is not a readable capture file (.npz): {e}") from None
-        if "meta" not in stored:
-            raise MMError(f"{path}: capture file has no 'meta' entry")
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise MMError(f"{path} is not a readable capture file (.npz)") from None
         try:
             meta = json.loads(str(stored["meta"]))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise MMError(f"{path}: capture metadata is corrupt (not JSON)") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise MMError(f"{path}: not an mm_blender capture (format {meta.get('format')!r})"
-                          if isinstance(meta, dict) else f"{path}: capture metadata is corrupt")
-        missing = [k for k in ("model", "layer", "head", "causal", "text", "tokens")
-                   if k not in meta]
-        missing += [k for k in ARRAYS if k not in stored]
-        if missing:
-            raise MMError(f"{path}: capture file is missing {', '.join(missing)}")
+            raise MMError(f"{path}: not an mm_blender capture" if isinstance(meta, dict)
+                          else f"{path}: capture metadata is corrupt")
+        _check_meta(meta, path)
         arrays = {k: stored[k].astype(np.float32, copy=False) for k in ARRAYS}
         check_shapes(arrays, len(meta["tokens"]), where=str(path))
-        return cls(model=meta["model"], layer=int(meta["layer"]), head=int(meta["head"]),
-                   causal=bool(meta["causal"]), text=meta["text"], tokens=list(meta["tokens"]),
+        return cls(model=meta["model"], layer=meta["layer"], head=meta["head"],
+                   causal=meta["causal"], text=meta["text"], tokens=list(meta["tokens"]),
                    info=meta.get("info") or {}, **arrays)
+
+
+MAX_CAPTURE_ELEMENTS = 1 << 28   # 1 GiB of float32 per array: far more than any head
+
+
+def _check_headers(headers: dict, path: Path) -> None:
+    """Every array a capture needs, real numbers of a sane size, before any is read."""
+    if "meta" not in headers:
+        raise MMError(f"{path}: capture file has no 'meta' entry")
+    missing = [k for k in ARRAYS if k not in headers]
+    if missing:
+        raise MMError(f"{path}: capture file is missing {', '.join(missing)}")
+    shape, dtype = headers["meta"]
+    if dtype.kind != "U" or shape != () or dtype.itemsize > 64 << 20:
+        raise MMError(f"{path}: capture metadata is not one JSON string")
+    for name in ARRAYS:
+        shape, dtype = headers[name]
+        if dtype.kind not in "fiu":
+            raise MMError(f"{path}: capture array '{name}' holds {dtype} values, not numbers")
+        if len(shape) > 2 or file_headers.elements(shape) > MAX_CAPTURE_ELEMENTS:
+            raise MMError(f"{path}: capture array '{name}' has shape {list(shape)}, not a "
+                          "matrix of an attention head")
+
+
+_META_TYPES = {"model": (str,), "layer": (int,), "head": (int,), "causal": (bool,),
+               "text": (str,), "tokens": (list,)}
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    for key, types in _META_TYPES.items():
+        if key not in meta:
+            raise MMError(f"{path}: capture file is missing {key}")
+        value = meta[key]
+        wrong = not isinstance(value, types) or (types == (int,) and isinstance(value, bool))
+        if wrong:
+            raise MMError(f"{path}: capture field '{key}' should be "
+                          f"{'a whole number' if types == (int,) else types[0].__name__}, "
+                          f"not {type(value).__name__}")
+    if any(not isinstance(t, str) for t in meta["tokens"]):
+        raise MMError(f"{path}: capture field 'tokens' should be a list of strings")
+    if meta["layer"] < 0 or meta["head"] < 0:
+        raise MMError(f"{path}: capture field 'layer' and 'head' must be >= 0")
+    if not isinstance(meta.get("info") or {}, dict):
+        raise MMError(f"{path}: capture field 'info' should be a table")
 
 
 def check_shapes(arrays: dict, n_tokens: int, where: str = "capture"):
@@ -150,6 +205,9 @@ def open_model(model: str):
     if not path.exists():
         raise MMError(f"unknown model '{model}': not one of {', '.join(PRESETS)}, and no such "
                       "file or folder")
+    kind = outputs.describe(path)
+    if kind not in ("a file", "a folder"):
+        raise MMError(f"model '{model}' is {kind}, not a weights file or model folder")
     if path.is_file() and path.suffix == ".gguf":
         return smollm2.open_gguf(path, model)
     if path.is_dir() and any(path.glob("*.gguf")) and not any(
@@ -162,9 +220,26 @@ def open_model(model: str):
 
 def _model_type(folder: Path):
     try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
+        return file_headers.json_file(folder / "config.json", "model config").get("model_type")
+    except (MMError, AttributeError):
         return None
+
+
+def check_ranges(ckpt, model: str, layer, head, tokens) -> None:
+    """Layer, head and tokens within what the opened model has (before any forward pass)."""
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) \
+            or not 0 <= layer < ckpt.n_layer:
+        raise MMError(f"layer {layer} out of range: {model} has {ckpt.n_layer} layers "
+                      f"(0-{ckpt.n_layer - 1})")
+    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) \
+            or not 0 <= head < ckpt.n_head:
+        raise MMError(f"head {head} out of range: {model} has {ckpt.n_head} heads per layer "
+                      f"(0-{ckpt.n_head - 1})")
+    if isinstance(tokens, bool) or not isinstance(tokens, (int, np.integer)) or tokens < 2:
+        raise MMError(f"tokens {tokens} is too few: at least 2 are needed")
+    if tokens > ckpt.max_tokens:
+        raise MMError(f"tokens {tokens} over the limit: {model} reads at most "
+                      f"{ckpt.max_tokens} tokens")
 
 
 def capture_head(model: str, layer: int, head: int, text: str | None = None, tokens: int = 256,
@@ -182,17 +257,7 @@ def capture_head(model: str, layer: int, head: int, text: str | None = None, tok
     started = time.perf_counter()
     report(0.0, f"opening {model}")
     ckpt = open_model(model)
-    if not isinstance(layer, (int, np.integer)) or not 0 <= layer < ckpt.n_layer:
-        raise MMError(f"layer {layer} out of range: {model} has {ckpt.n_layer} layers "
-                      f"(0-{ckpt.n_layer - 1})")
-    if not isinstance(head, (int, np.integer)) or not 0 <= head < ckpt.n_head:
-        raise MMError(f"head {head} out of range: {model} has {ckpt.n_head} heads per layer "
-                      f"(0-{ckpt.n_head - 1})")
-    if not isinstance(tokens, (int, np.integer)) or tokens < 2:
-        raise MMError(f"tokens {tokens} is too few: at least 2 are needed")
-    if tokens > ckpt.max_tokens:
-        raise MMError(f"tokens {tokens} over the limit: {model} reads at most "
-                      f"{ckpt.max_tokens} tokens")
+    check_ranges(ckpt, model, layer, head, tokens)
     if text is None:
         text = sources.default_text()
     if not isinstance(text, str):
@@ -233,6 +298,9 @@ def write_capture(model: str, layer: int, head: int, text_file=None, tokens: int
     """The CLI door: read the text file (our bundled text if None), capture, save to out_path."""
     text = None
     if text_file is not None:
+        kind = outputs.describe(Path(text_file))
+        if kind and kind != "a file":   # a FIFO would never end
+            raise MMError(f"text file {text_file} is {kind}, not a text file")
         try:
             text = Path(text_file).read_text(encoding="utf-8")
         except OSError as e:

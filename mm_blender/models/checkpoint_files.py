@@ -4,12 +4,12 @@ and PyTorch pickles (.bin / nanoGPT ckpt.pt), which need torch."""
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from ..core import file_headers
 from ..errors import MMError
 
 _SAFETENSORS_DTYPES = {
@@ -39,31 +39,21 @@ class SafetensorsFile:
                 raw = f.read(n)
         except OSError as e:
             raise MMError(f"cannot read weights file {self.path}: {e.strerror}") from None
-        try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise MMError(f"{self.path}: corrupt safetensors header (not JSON)") from None
-        if not isinstance(header, dict):
-            raise MMError(f"{self.path}: corrupt safetensors header (not a table of tensors)")
+        header = file_headers.json_header(raw, f"{self.path}: corrupt safetensors header")
         self.metadata = header.pop("__metadata__", None) or {}
         self._data_start = 8 + n
         self._entries = {}
         for name, entry in header.items():
-            try:
-                dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
-                shape = tuple(int(s) for s in entry["shape"])
-                start, end = (int(o) for o in entry["data_offsets"])
-            except (KeyError, TypeError, ValueError):
-                raise MMError(
-                    f"{self.path}: tensor '{name}' has an unsupported or corrupt header entry "
-                    f"{entry!r}") from None
-            count = int(np.prod(shape, dtype=np.int64))
+            kind, shape, start, end = file_headers.safetensors_entry(
+                entry, f"{self.path}: tensor '{name[:80]}'", _SAFETENSORS_DTYPES)
+            dtype = _SAFETENSORS_DTYPES[kind]
+            count = file_headers.elements(shape)
             if end - start != count * np.dtype(dtype).itemsize or start < 0:
                 raise MMError(f"{self.path}: tensor '{name}' byte range does not match its shape")
             if self._data_start + end > size:
                 raise MMError(
                     f"{self.path}: truncated file, tensor '{name}' ends past the end of the file")
-            self._entries[name] = (entry["dtype"], dtype, shape, start, count)
+            self._entries[name] = (kind, dtype, shape, start, count)
 
     def names(self) -> list[str]:
         return list(self._entries)

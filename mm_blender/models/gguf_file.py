@@ -17,6 +17,8 @@ from ..errors import MMError
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
             10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+MAX_ARRAY_NESTING = 4      # llama.cpp writes flat arrays; nested ones are at most 2 deep
+MAX_ALIGNMENT = 1 << 16
 
 # ggml tensor types: name, elements per block, bytes per block
 GGML_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
@@ -54,13 +56,16 @@ class GGUFFile:
                 raise ValueError
             return buf[pos + 8:pos + 8 + n].decode("utf-8", errors="replace"), pos + 8 + n
 
-        def value(kind, pos):
+        def value(kind, pos, depth=0):
             if kind in _SCALARS:
                 fmt = _SCALARS[kind]
                 return struct.unpack_from(fmt, buf, pos)[0], pos + struct.calcsize(fmt)
             if kind == _STRING:
                 return string(pos)
             if kind == _ARRAY:
+                if depth >= MAX_ARRAY_NESTING:
+                    raise MMError(f"{self.path}: GGUF metadata arrays nest more than "
+                                  f"{MAX_ARRAY_NESTING} deep")
                 sub, n = struct.unpack_from("<IQ", buf, pos)
                 pos += 12
                 if sub in _SCALARS:  # numeric arrays in one numpy read
@@ -68,8 +73,10 @@ class GGUFFile:
                     arr = np.frombuffer(buf, dtype=dt, count=n, offset=pos).copy()
                     return arr, pos + n * dt.itemsize
                 items = []
+                if n > size:   # every item takes at least a byte
+                    raise ValueError
                 for _ in range(n):
-                    item, pos = value(sub, pos)
+                    item, pos = value(sub, pos, depth + 1)
                     items.append(item)
                 return items, pos
             raise ValueError(f"unknown GGUF value type {kind}")
@@ -84,12 +91,20 @@ class GGUFFile:
         for _ in range(n_tensors):
             name, pos = string(pos)
             (n_dims,) = struct.unpack_from("<I", buf, pos)
+            if not 1 <= n_dims <= 4:   # GGML_MAX_DIMS
+                raise MMError(f"{self.path}: tensor '{name[:80]}' has {n_dims} dimensions "
+                              "(GGUF tensors have 1 to 4)")
             dims = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
             kind, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * n_dims)
             pos += 4 + 8 * n_dims + 12
             # GGUF lists dims fastest-first; numpy wants them the other way round
             self.tensors[name] = (tuple(reversed(dims)), kind, offset)
-        align = int(self.metadata.get("general.alignment", 32))
+        align = self.metadata.get("general.alignment", 32)
+        if (isinstance(align, (bool, list, str, np.ndarray)) or int(align) != align
+                or not 1 <= align <= MAX_ALIGNMENT):
+            raise MMError(f"{self.path}: GGUF general.alignment must be a whole number from 1 "
+                          f"to {MAX_ALIGNMENT}")
+        align = int(align)
         self._data_start = (pos + align - 1) // align * align
         for name, (shape, kind, offset) in self.tensors.items():
             if self._data_start + offset + self._nbytes(name, shape, kind) > size:
@@ -101,7 +116,10 @@ class GGUFFile:
         _, block, block_bytes = GGML_TYPES[kind]
         if shape[-1] % block:
             raise MMError(f"{self.path}: tensor '{name}' rows are not whole quant blocks")
-        return int(np.prod(shape, dtype=np.int64)) // block * block_bytes
+        count = 1
+        for d in shape:          # Python integers: a forged shape cannot overflow
+            count *= int(d)
+        return count // block * block_bytes
 
     def field(self, key: str):
         try:

@@ -4,13 +4,13 @@ optional `_orig_mod.` prefix). One attention head from a real forward pass, in n
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from ..core import file_headers
 from ..errors import MMError
 from . import layers, sources, tokenise
 from .checkpoint_files import SafetensorsFile, StateDict, load_torch_file
@@ -169,10 +169,10 @@ def _read_config(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        raise MMError(f"{path} is corrupt (not JSON)") from None
+    config = file_headers.json_file(path, "model config")
+    if not isinstance(config, dict):
+        raise MMError(f"model config {path} is not a JSON object")
+    return config
 
 
 def _gelu_of(config):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MMError
+from ..outputs import describe
 from .capture import FORMAT_VERSION, Capture, capture_head
 
 # longest first, so `input_t_0_5` is input_t and not input
@@ -49,6 +50,9 @@ def _read_text(spec) -> str | None:
     path = Path(spec.model.text)
     if not path.is_absolute() and spec.base_dir is not None:
         path = spec.base_dir / path
+    kind = describe(path)
+    if kind and kind != "a file":   # a FIFO would never end
+        raise MMError(f"{spec.origin}: [model] text '{path}' is {kind}, not a text file")
     try:
         return path.read_text(encoding="utf-8")
     except OSError as e:
@@ -56,6 +60,34 @@ def _read_text(spec) -> str | None:
                       f"{e.strerror}") from None
     except UnicodeDecodeError:
         raise MMError(f"{spec.origin}: [model] text file '{path}' is not UTF-8 text") from None
+
+
+def check_model(spec) -> None:
+    """Before any work: the [model] table's capture file reads, or its model opens (headers
+    only) and has the layer, head and tokens asked for. A cached capture needs neither."""
+    m = spec.model
+    try:
+        if m.capture:
+            load_capture(spec)
+            return
+        if not m.model:
+            load_capture(spec)   # the error naming what [model] needs
+        if _cached_path(spec, _read_text(spec)).is_file():
+            return
+        from .capture import check_ranges, open_model
+        check_ranges(open_model(m.model), m.model, m.layer, m.head, m.tokens)
+    except MMError as e:
+        raise MMError(f"{spec.origin}: [model]: {e}") from None
+
+
+def _cached_path(spec, text) -> Path:
+    m = spec.model
+    key_src = f"v{FORMAT_VERSION}|{m.model}|{m.layer}|{m.head}|{m.tokens}|{text or ''}"
+    model_path = Path(m.model)
+    if model_path.exists():
+        key_src += f"|{model_path.resolve()}|{model_path.stat().st_mtime_ns}"
+    key = hashlib.sha256(key_src.encode("utf-8")).hexdigest()[:16]
+    return _cache_dir() / f"{Path(m.model).name}_l{m.layer}h{m.head}_{key}.npz"
 
 
 def load_capture(spec, progress=None) -> Capture:
@@ -71,12 +103,7 @@ def load_capture(spec, progress=None) -> Capture:
         raise MMError(f"{spec.origin}: [model] needs model = \"smollm2\" | \"minilm\" | "
                       "\"gpt2\" | a path, or capture = \"file.npz\"")
     text = _read_text(spec)
-    key_src = f"v{FORMAT_VERSION}|{m.model}|{m.layer}|{m.head}|{m.tokens}|{text or ''}"
-    model_path = Path(m.model)
-    if model_path.exists():
-        key_src += f"|{model_path.resolve()}|{model_path.stat().st_mtime_ns}"
-    key = hashlib.sha256(key_src.encode("utf-8")).hexdigest()[:16]
-    cached = _cache_dir() / f"{Path(m.model).name}_l{m.layer}h{m.head}_{key}.npz"
+    cached = _cached_path(spec, text)
     if cached.is_file():
         try:
             return Capture.load(cached)
@@ -84,11 +111,8 @@ def load_capture(spec, progress=None) -> Capture:
             cached.unlink(missing_ok=True)   # a stale or broken cache entry: recompute
     cap = capture_head(m.model, m.layer, m.head, text, m.tokens, progress=progress)
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(cached.name + ".part")
-        cap.save(tmp)
-        os.replace(tmp, cached)
-    except OSError:
+        cap.save(cached)
+    except MMError:
         pass   # caching is an optimisation only
     return cap
 

@@ -4,12 +4,12 @@ or torch."""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from ..core import file_headers
 from ..errors import MMError
 from . import layers, sources, tokenise
 from .checkpoint_files import SafetensorsFile, StateDict, load_torch_file
@@ -25,12 +25,11 @@ class Bert:
         folder = Path(folder)
         self.folder, self.label = folder, label or str(folder)
         config_file = folder / "config.json"
-        try:
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-        except OSError:
-            raise MMError(f"BERT model folder {folder} has no readable config.json") from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MMError(f"{config_file} is corrupt (not JSON)") from None
+        if not config_file.is_file():
+            raise MMError(f"BERT model folder {folder} has no readable config.json")
+        config = file_headers.json_file(config_file, "model config")
+        if not isinstance(config, dict):
+            raise MMError(f"model config {config_file} is not a JSON object")
         if (folder / "model.safetensors").is_file():
             self.tensors = SafetensorsFile(folder / "model.safetensors")
         elif (folder / "pytorch_model.bin").is_file():

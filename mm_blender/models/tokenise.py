@@ -5,12 +5,12 @@ against the `tokenizers` library built from the same data."""
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+from ..core import file_headers
 from ..errors import MMError
 from . import sources
 
@@ -248,12 +248,7 @@ class WordPiece:
 # --- the tokenizers of our models -----------------------------------------------------------
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise MMError(f"cannot read tokenizer file {path}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise MMError(f"tokenizer file {path} is corrupt (not JSON)") from None
+    return file_headers.json_file(path, "tokenizer file")
 
 
 def _read_merges(path: Path) -> list[tuple[str, str]]:

@@ -7,15 +7,12 @@ BLENDER_USER_EXTENSIONS and XDG_CACHE_HOME at folders of their own (see tests/sc
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Callable
 
 import bpy
 
+from .. import outputs
 from ..errors import MMError
 from ..scene import camera as cameramod
 from ..scene import nodes
@@ -28,6 +25,7 @@ DEVICES = ("auto", "cpu", "gpu")
 GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI")   # tried in this order
 STILL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".exr": "OPEN_EXR",
                  ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+assert set(STILL_FORMATS) == set(outputs.STILL_SUFFIXES)   # outputs checks them before bpy
 
 
 def engine_id(engine: str) -> str:
@@ -109,17 +107,6 @@ def configure(scene=None, *, resolution=(1280, 720), samples: int = 16, engine: 
     return chosen
 
 
-def _output_dir(directory: Path) -> Path:
-    """The folder to write into, created if needed; MMError if it cannot be written."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".mm_probe_", delete=True)
-        probe.close()
-    except OSError as e:
-        raise MMError(f"cannot write to output folder '{directory}': {e.strerror or e}") from None
-    return directory
-
-
 def _still_format(path: Path) -> str:
     fmt = STILL_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -142,7 +129,7 @@ def render_still(path, *, resolution=(1280, 720), samples: int = 16, engine: str
     unless refit_camera is False."""
     path = Path(path).expanduser().absolute()
     fmt = _still_format(path)
-    out_dir = _output_dir(path.parent)
+    path = outputs.check_output(path, "image")
     scene = scene or bpy.context.scene
     _check_scene(scene)
     configure(scene, resolution=resolution, samples=samples, engine=engine, device=device,
@@ -155,19 +142,12 @@ def render_still(path, *, resolution=(1280, 720), samples: int = 16, engine: str
     r.image_settings.file_format = fmt
     if fmt == "JPEG":
         r.image_settings.color_mode = "RGB"
-    tmp = out_dir / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}"
-    r.filepath = str(tmp)
     r.use_file_extension = False
     if progress:
         progress(0.0, f"rendering {path.name}")
-    try:
+    with outputs.atomic(path, what="image") as tmp:   # verified, then moved over the target
+        r.filepath = str(tmp)
         bpy.ops.render.render(write_still=True, scene=scene.name)
-        if not tmp.is_file():
-            raise MMError(f"rendering '{path}' produced no image")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     if progress:
         progress(1.0, f"wrote {path}")
     return path
@@ -207,7 +187,7 @@ def render_animation(path, *, frames=None, video: bool = False, fps: int | None 
     if video and (int(resolution[0]) % 2 or int(resolution[1]) % 2):
         raise MMError(f"H.264 video needs an even width and height, got "
                       f"{resolution[0]}x{resolution[1]}")
-    out_dir = _output_dir(path.parent)
+    path = outputs.check_output(path, "video") if video else outputs.check_output_folder(path)
     scene = scene or bpy.context.scene
     _check_scene(scene)
     configure(scene, resolution=resolution, samples=samples, engine=engine, device=device,
@@ -232,7 +212,7 @@ def render_animation(path, *, frames=None, video: bool = False, fps: int | None 
         if hasattr(settings, "media_type"):
             settings.media_type = "IMAGE"
         settings.file_format = "PNG"
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=out_dir))
+    tmp_dir = outputs.temp_folder(path)   # removed below, or on an interrupt
     r.filepath = str(tmp_dir / ("video_" if video else "frame_####"))
     r.use_file_extension = True
     count = end - start + 1
@@ -251,14 +231,13 @@ def render_animation(path, *, frames=None, video: bool = False, fps: int | None 
         if video:
             if len(produced) != 1:
                 raise MMError(f"rendering '{path}' produced {len(produced)} files, not one video")
-            os.replace(produced[0], path)
+            with outputs.atomic(path, what="video") as tmp:
+                produced[0].replace(tmp)
         else:
             if len(produced) != count:
                 raise MMError(f"rendering '{path}' produced {len(produced)} of {count} frames")
-            path.mkdir(parents=True, exist_ok=True)
-            for p in produced:
-                os.replace(p, path / p.name)
+            outputs.publish_files(produced, path)
     finally:
         r.use_persistent_data = persistent
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        outputs.discard(tmp_dir)
     return path

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import outputs
 from ..core import spec as specmod
 from ..core import toml_write
 from ..errors import MMError
@@ -41,18 +42,9 @@ def data_path(toml_path: Path) -> Path:
 
 
 def check_output(path: str | os.PathLike) -> Path:
-    """The preset's path (a .toml whose folder exists and is writable), before any work."""
-    path = Path(path)
-    if path.suffix.lower() != ".toml":
-        raise MMError(f"--out names the preset: give a path ending in .toml, not '{path}'")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise MMError(f"output folder '{parent}' does not exist")
-    if not os.access(parent, os.W_OK):
-        raise MMError(f"output folder '{parent}' is not writable")
-    for p in (path, data_path(path)):
-        if p.is_dir():
-            raise MMError(f"output '{p}' is a folder, not a file")
+    """The preset's path and its data file beside it, checked before any work."""
+    path = outputs.check_output(path, "preset", "--out")
+    outputs.check_output(data_path(path), "capture", "--out's data file")
     return path
 
 
@@ -66,21 +58,12 @@ def write(tree: trees.Tree, path: str | os.PathLike, name: str = "",
     text = toml_write.dumps(table)
     # check before anything lands on disk: the same validation a preset gets when loaded
     specmod.from_dict(table, name=name, origin=str(path), base_dir=path.parent)
-    tmp_npz = npz.with_name(npz.name + ".part")
-    tmp_toml = path.with_name(path.name + ".part")
-    try:
-        with open(tmp_npz, "wb") as f:
+    with outputs.atomic(npz, what="traced data") as tmp:   # verified before it replaces
+        with open(tmp, "wb") as f:
             np.savez(f, **{n: np.asarray(v, np.float32) for n, v in leaves.items()})
-        tmp_toml.write_text(text, encoding="utf-8")
-        with np.load(tmp_npz, allow_pickle=False) as check:   # verify before replacing
+        with np.load(tmp, allow_pickle=False) as check:
             if sorted(check.files) != sorted(leaves):
-                raise MMError(f"writing {npz} failed: the arrays did not read back")
-        os.replace(tmp_npz, npz)
-        os.replace(tmp_toml, path)
-    except OSError as e:
-        raise MMError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        for tmp in (tmp_npz, tmp_toml):
-            if tmp.exists():
-                tmp.unlink()
+                raise MMError(f"the arrays of {npz} did not read back")
+    with outputs.atomic(path, what="preset") as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return specmod.load_toml(path)

@@ -7,12 +7,12 @@ import os
 import re
 import tempfile
 import textwrap
-import tomllib
 import zlib
 from pathlib import Path
 
 import bpy
 
+from .. import outputs
 from ..core import presets as core_presets
 from ..core import spec as specmod
 from ..core import toml_write
@@ -95,8 +95,8 @@ def user_presets() -> list[core_presets.PresetInfo]:
     out = []
     for path in sorted(directory.glob("*.toml")):
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = specmod.read_toml(path)
+        except MMError:
             data = {"description": "(cannot be read)"}
         out.append(core_presets.PresetInfo(path.stem, str(data.get("description", "")),
                                            USER_GROUP, path))
@@ -121,14 +121,7 @@ def is_builtin(name: str) -> bool:
 def read(name: str) -> tuple[dict, Path]:
     """A preset's table, validated, and the folder its relative paths are read from."""
     info = find(name)
-    try:
-        data = tomllib.loads(info.path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise MMError(f"preset file '{info.path}' cannot be read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise MMError(f"preset file '{info.path}' is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise MMError(f"preset file '{info.path}' is not valid TOML: {e}") from None
+    data = specmod.read_toml(info.path)
     specmod.from_dict(data, name=info.name, origin=str(info.path), base_dir=info.path.parent)
     data.setdefault("name", info.name)
     return data, info.path.parent
@@ -165,16 +158,8 @@ def save(name: str, data: dict, *, base_dir: str = "") -> Path:
             data["model"] = {k: (_absolute(v, base_dir) if k in ("text", "capture") else v)
                              for k, v in data["model"].items()}
     specmod.from_dict(data, name=name, origin=f"preset {name!r}")
-    path = user_dir() / f"{name}.toml"
-    tmp = path.with_name(f".{name}.toml.part")
-    try:
-        tmp.write_text(toml_write.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise MMError(f"cannot write preset '{path}': {e.strerror}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    path = outputs.check_output(user_dir() / f"{name}.toml", "preset", "preset")
+    outputs.write_bytes(path, toml_write.dumps(data).encode("utf-8"), "preset")
     _USER_CACHE.clear()
     return path
 

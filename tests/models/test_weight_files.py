@@ -45,7 +45,7 @@ def test_safetensors_reader_agrees_with_the_safetensors_package(tmp_path):
     (b"", "shorter than 8 bytes"),
     (struct.pack("<Q", 1000) + b"{}", "truncated"),
     (struct.pack("<Q", 4) + b"nope", "not JSON"),
-    (struct.pack("<Q", 2) + b"[]", "not a table"),
+    (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
 ])
 def test_corrupt_safetensors_name_the_file(tmp_path, content, message):
     path = tmp_path / "broken.safetensors"

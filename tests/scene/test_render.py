@@ -5,6 +5,8 @@ import bpy
 import numpy as np
 import pytest
 
+from mm_blender import outputs
+
 from mm_blender.errors import MMError
 from mm_blender.render import render as rendermod
 from mm_blender.render.render import render_animation, render_still
@@ -113,10 +115,12 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch, two_colour_plan):
     def refuse(*_):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rendermod.os, "replace", refuse)
-    with pytest.raises(OSError):
+    (tmp_path / "out.png").write_bytes(b"old")
+    monkeypatch.setattr(outputs.os, "replace", refuse)
+    with pytest.raises(MMError, match="cannot write image .*disk full.*old file is unchanged"):
         render_still(tmp_path / "out.png", resolution=(32, 18), engine="workbench")
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["out.png"]
+    assert (tmp_path / "out.png").read_bytes() == b"old"
 
 
 def test_device_auto_falls_back_to_cpu():

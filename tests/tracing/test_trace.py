@@ -292,7 +292,7 @@ def test_errors_name_the_problem(tmp_path):
         trace_file(f"{tmp_path}/none.py:f", tmp_path / "a.toml")
     with pytest.raises(MMError, match="has no function 'nope'; it defines .*mlp"):
         trace_file(f"{EXAMPLES}:nope", tmp_path / "a.toml")
-    with pytest.raises(MMError, match="ending in .toml"):
+    with pytest.raises(MMError, match="a preset must end in .toml"):
         trace_file(f"{EXAMPLES}:mlp", tmp_path / "a.png")
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    raise ValueError('boom')\n")
