@@ -40,13 +40,11 @@ _VIZ_KEYS = {"sensitivity": "sensitivity", "min size": "min_size", "min light": 
              "hue gap": "hue_gap", "hue spread": "hue_spread"}
 _DECO_KEYS = {"legends": "legends", "shape": "shape_labels", "row guides": "row_guides",
               "flow guides": "flow_guides"}
-_DECO_UNSUPPORTED = {
-    "spotlight": "we have no hover spotlight (values show in the render itself)",
-    "lens size": "we have no magnifier lens",
-    "magnification": "we have no magnifier lens",
-    "interior spotlight": "we have no hover spotlight",
-    "axes": "we draw no x/y/z axis lines",
-}
+# mm's lens, spotlight and axes settings (ours: scene/overlays.py); a link that carries lens
+# size or magnification gets a lens
+_DECO_OVERLAY_KEYS = {"lens size": "lens_size", "magnification": "magnification",
+                      "spotlight": "spotlight", "interior spotlight": "interior_spotlight",
+                      "axes": "axes"}
 _ROOT_KEYS = {"expr", "name", "epilog", "left", "right", "anim", "block", "layout", "deco", "viz"}
 _SILENT_KEYS = {"cam", "compress", "diag", "folder", "count", "total", "sync_expr", "is_child",
                 "matmul", "getGlobalAbsmax"}

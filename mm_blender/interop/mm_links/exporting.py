@@ -103,7 +103,12 @@ def mm_params_from_spec(spec: specmod.Spec, notes: list[str] | None = None) -> d
                         "molecule": L.molecule, "blast": L.blast,
                         **{mm: root_place[ours] for mm, ours in _PLACEMENT_KEYS.items()}}
     params["deco"] = {**MM_DECO, "legends": D.legends, "shape": D.shape_labels,
-                      "row guides": D.row_guides, "flow guides": D.flow_guides}
+                      "row guides": D.row_guides, "flow guides": D.flow_guides,
+                      "spotlight": D.spotlight, "interior spotlight": D.interior_spotlight,
+                      "axes": D.axes, "lens size": D.lens_size,
+                      "magnification": D.magnification}
+    if not D.lens:   # a link carrying lens settings imports with a lens
+        del params["deco"]["lens size"], params["deco"]["magnification"]
     params["viz"] = {mm: getattr(V, ours) for mm, ours in _VIZ_KEYS.items()}
     params["cam"] = _camera(spec)
     params["compress"] = False
@@ -129,6 +134,12 @@ def mm_params_from_spec(spec: specmod.Spec, notes: list[str] | None = None) -> d
     if spec.model is not None:
         notes.append(f"model {spec.model.model!r}: mm cannot capture real model data; the "
                      "leaves are exported with their initialisers")
+    if D.lens and (D.lens_row >= 0 or D.lens_col >= 0 or D.lens_decimals != 2):
+        notes.append("deco.lens_row / lens_col / lens_decimals: mm's lens follows the mouse "
+                     "and chooses its own precision")
+    if D.spotlight_row >= 0:
+        notes.append(f"deco.spotlight_row / spotlight_col ({D.spotlight_row}, "
+                     f"{D.spotlight_col}): mm spotlights the cell under the mouse")
     if A.frames_per_step or A.seconds:
         notes.append("anim.frames_per_step / anim.seconds: mm animates in real time by speed")
     for note in notes[start:]:

@@ -12,7 +12,7 @@ from ...core import spec as specmod
 from ...core.initialisers import INITIALISERS
 from .compressed import _number_text
 from .defaults import (MM_ANIM, MM_BLOCK, MM_DECO, MM_LAYOUT, MM_LEFT, MM_PLACEMENT, MM_RIGHT,
-                       MM_VIZ, _ANIM_KEYS, _DECO_KEYS, _DECO_UNSUPPORTED, _LAYOUT_KEYS,
+                       MM_VIZ, _ANIM_KEYS, _DECO_KEYS, _DECO_OVERLAY_KEYS, _LAYOUT_KEYS,
                        _LEAF_KEYS, _PLACEMENT_KEYS, _ROOT_KEYS, _SILENT_KEYS, _SPIN_SECONDS,
                        _STALE_LEAF_KEYS, _VIZ_KEYS)
 from .views import camera_direction, child_placement
@@ -210,15 +210,20 @@ class _Importer:
     def read_deco(self) -> dict:
         t = self.section("deco")
         w = "deco"
-        self.unknown_keys(t, {**_DECO_KEYS, **_DECO_UNSUPPORTED}, "the root", "deco.")
-        for key, reason in _DECO_UNSUPPORTED.items():
-            if key in t and t[key] not in (False, 0, "false"):
-                self.drop(f"deco.{key} = {t[key]!r}: {reason}")
+        self.unknown_keys(t, {**_DECO_KEYS, **_DECO_OVERLAY_KEYS}, "the root", "deco.")
         return {
             "legends": float(self.num(t, "legends", MM_DECO["legends"], w, 0)),
             "shape_labels": self.flag(t, "shape", MM_DECO["shape"], w),
             "row_guides": float(self.num(t, "row guides", MM_DECO["row guides"], w, 0, 1)),
             "flow_guides": float(self.num(t, "flow guides", MM_DECO["flow guides"], w, 0, 1)),
+            "lens": "lens size" in t or "magnification" in t,
+            "lens_size": float(self.num(t, "lens size", MM_DECO["lens size"], w, 0.01, 100)),
+            "magnification": float(self.num(t, "magnification", MM_DECO["magnification"], w,
+                                            0.1, 100)),
+            "spotlight": float(self.num(t, "spotlight", MM_DECO["spotlight"], w, 0, 100)),
+            "interior_spotlight": self.flag(t, "interior spotlight",
+                                            MM_DECO["interior spotlight"], w),
+            "axes": self.flag(t, "axes", MM_DECO["axes"], w),
         }
 
     def mm_tree(self) -> dict:
