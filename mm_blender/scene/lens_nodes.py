@@ -2,10 +2,15 @@
 scene/nodes.py and shared by every build (`mm_shared`).
 
     mm_lens               on `<build>:lens_numbers`, one modifier per matrix: the matrix's
-                          cells within the lens's radius (a distance test on points, before
-                          any string work), each drawn as its value in digits facing the
-                          camera. Instance attributes lens_value (the value at the shown
-                          precision), lens_index (the cell, row-major), lens_matrix, lens_chars
+                          cells within the lens's radius (only the rows and columns the radius
+                          reaches are read, then an exact distance test on those points),
+                          each drawn as its value in digits facing the camera: one instance
+                          per character, a glyph of mm_lens_glyphs. Instance attributes
+                          lens_value (the value at the shown precision), lens_index (the
+                          cell, row-major), lens_matrix, lens_chars, lens_slot, lens_glyph
+    mm_lens_glyphs        on the hidden `<build>:lens_glyphs`: the characters of GLYPHS from
+                          String to Curves, filled once (Fill Curve per frame and number
+                          would cost ~1.5 ms each; bench/bench_lens.py)
     mm_spotlight          before `mm_cells` on every matrix: the spotlit row (left), column
                           (right) or cell (result) keep their colour, the rest is dimmed;
                           point attribute `spotlit` (1/0)
@@ -18,19 +23,32 @@ are keyframed like any object; nothing here runs Python, so a saved .blend plays
 """
 from __future__ import annotations
 
-from .nodes import _existing, _new_group
+from .nodes import _existing, _new_group, _socket
 from .sweep_nodes import _interface, _identifiers, _Net, products_group
 
 VERSION = 1
 LENS_GROUP = "mm_lens"
 SPOTLIGHT_GROUP = "mm_spotlight"
 SPOTLIGHT_PRODUCTS_GROUP = "mm_spotlight_products"
+GLYPHS_GROUP = "mm_lens_glyphs"
+GLYPHS = "0123456789-."          # index = the glyph a lens character picks
+GLYPH_MINUS, GLYPH_DOT = 10, 11
+GLYPH_ADVANCE = 0.6              # character advance, per unit of font size
 
 # Roles of a matrix under the spotlight (input Role of mm_spotlight).
 ROLE_OTHER, ROLE_LEFT, ROLE_RIGHT, ROLE_RESULT = 0, 1, 2, 3
 
 LENS_INPUTS_SPEC = [
     ("Source", "NodeSocketObject", None, "The matrix's cells (points with `value`)"),
+    # the matrix's grid (scene/overlays.grid_of), so only the cells near the lens are read
+    ("Origin", "NodeSocketVector", (0.0, 0.0, 0.0), "Centre of cell (0, 0)"),
+    ("Col Axis", "NodeSocketVector", (1.0, 0.0, 0.0), "Unit step of j"),
+    ("Row Axis", "NodeSocketVector", (0.0, 0.0, -1.0), "Unit step of i"),
+    ("Rows", "NodeSocketInt", 1, ""), ("Cols", "NodeSocketInt", 1, ""),
+    ("Row Block", "NodeSocketInt", 1, "Rows per partition block"),
+    ("Col Block", "NodeSocketInt", 1, "Columns per partition block"),
+    ("Row Gap", "NodeSocketFloat", 0.0, "Extra space between row blocks"),
+    ("Col Gap", "NodeSocketFloat", 0.0, "Extra space between column blocks"),
     ("Lens", "NodeSocketObject", None, "The lens Empty: location = centre, X scale x radius"),
     ("Radius", "NodeSocketFloat", 3.0, "Cells within this distance of the lens show values"),
     ("Text Size", "NodeSocketFloat", 0.28, "Font size of the numbers (mm's magnification)"),
@@ -38,7 +56,7 @@ LENS_INPUTS_SPEC = [
     ("Camera", "NodeSocketObject", None, "The numbers turn to face this camera"),
     ("Lift", "NodeSocketFloat", 0.6, "How far the numbers sit in front of their cells"),
     ("Matrix", "NodeSocketInt", 0, "Written as lens_matrix (which matrix a number is of)"),
-    ("Material", "NodeSocketMaterial", None, "The numbers' material"),
+    ("Glyphs", "NodeSocketObject", None, "The glyphs object (mm_lens_glyphs)"),
 ]
 SPOTLIGHT_INPUTS_SPEC = [
     ("Spotlight", "NodeSocketObject", None, "Empty on the spotlit result cell"),
@@ -85,6 +103,25 @@ def _pow10(t, decimals):
     return t.f("POWER", 10.0, decimals)
 
 
+def _window(t, o, u, radius, block, gap, n):
+    """(first, count) of the cells along one axis whose coordinate may lie within `radius`
+    of u (coordinates: index + (index // block) * gap); a little generous, never short."""
+    pitch = t.f("ADD", block, gap)
+
+    def cell_at(x, rounding):
+        b = t.f("FLOOR", t.f("DIVIDE", x, pitch))
+        within = t.f(rounding, t.f("SUBTRACT", x, t.f("MULTIPLY", b, pitch)))
+        within = t.node("ShaderNodeClamp", Value=within, Min=0.0,
+                        Max=t.f("SUBTRACT", block, 1.0)).outputs[0]
+        return t.f("MULTIPLY_ADD", b, block, within)
+
+    last = t.f("SUBTRACT", n, 1.0)
+    lo = t.f("MAXIMUM", cell_at(t.f("SUBTRACT", u, radius), "FLOOR"), 0.0)
+    hi = t.f("MINIMUM", cell_at(t.f("ADD", u, radius), "CEIL"), last)
+    count = t.f("MAXIMUM", t.f("ADD", t.f("SUBTRACT", hi, lo), 1.0), 0.0)
+    return t.f("FLOOR", lo), t.f("FLOOR", count)
+
+
 def lens_group():
     """Numbers for the cells under the lens, joined to the modifier's input geometry."""
     group, t = _group(LENS_GROUP, LENS_INPUTS_SPEC)
@@ -93,67 +130,128 @@ def lens_group():
     o = t.node("NodeGroupInput").outputs
     source = t.node("GeometryNodeObjectInfo", Object=o["Source"]).outputs["Geometry"]
     lens = t.node("GeometryNodeObjectInfo", Object=o["Lens"])
+    centre = lens.outputs["Location"]
     scale_x = t.node("ShaderNodeSeparateXYZ", Vector=lens.outputs["Scale"]).outputs["X"]
     radius = t.f("MULTIPLY", o["Radius"], t.f("ABSOLUTE", scale_x))
-    position = t.node("GeometryNodeInputPosition").outputs[0]
+    # Only cells near the lens are touched: the window of rows and columns the radius can
+    # reach on the matrix's grid, then each candidate's position and value by index (no pass
+    # over every cell, so a 1M-cell matrix costs what a small one does).
+    rel = t.v("SUBTRACT", centre, o["Origin"])
+    u = t.node("ShaderNodeVectorMath", {"operation": "DOT_PRODUCT"})
+    t.set(u.inputs[0], rel)
+    t.set(u.inputs[1], o["Col Axis"])
+    v = t.node("ShaderNodeVectorMath", {"operation": "DOT_PRODUCT"})
+    t.set(v.inputs[0], rel)
+    t.set(v.inputs[1], o["Row Axis"])
+    j0, nj = _window(t, o, u.outputs["Value"], radius, o["Col Block"], o["Col Gap"], o["Cols"])
+    i0, ni = _window(t, o, v.outputs["Value"], radius, o["Row Block"], o["Row Gap"], o["Rows"])
+    nj_int = t.i("MAXIMUM", nj, 1)
+    p = t.index()
+    i = t.i("ADD", i0, t.i("DIVIDE_FLOOR", p, nj_int))
+    j = t.i("ADD", j0, t.i("FLOORED_MODULO", p, nj_int))
+    cell = t.i("MULTIPLY_ADD", i, o["Cols"], j)
+    position = t.sample(source, t.node("GeometryNodeInputPosition").outputs[0], cell,
+                        "FLOAT_VECTOR")
+    candidates = t.node("GeometryNodePoints", Count=t.i("MULTIPLY", ni, nj), Position=position,
+                        Radius=0.1).outputs["Points"]
+    candidates = t.store(candidates, "lens_index", cell, "INT")
+    candidates = t.store(candidates, "value", t.sample(source, t.named("value"), cell))
+    here = t.node("GeometryNodeInputPosition").outputs[0]
     distance = t.node("ShaderNodeVectorMath", {"operation": "DISTANCE"})
-    t.set(distance.inputs[0], position)
-    t.set(distance.inputs[1], lens.outputs["Location"])
+    t.set(distance.inputs[0], here)
+    t.set(distance.inputs[1], centre)
     inside = t.cmp("LESS_EQUAL", distance.outputs["Value"], radius, "FLOAT")
-    # The radius test runs on points first: only the few cells inside reach the strings.
-    # The cell's index is stored on those points only, then they are split off.
-    marked = t.store(source, "lens_index", t.index(), "INT", selection=inside)
-    under = t.node("GeometryNodeSeparateGeometry", {"domain": "POINT"}, Geometry=marked,
+    under = t.node("GeometryNodeSeparateGeometry", {"domain": "POINT"}, Geometry=candidates,
                    Selection=inside).outputs["Selection"]
+    position = here
 
-    zin = t.node("GeometryNodeForeachGeometryElementInput")
-    zout = t.node("GeometryNodeForeachGeometryElementOutput")
-    zin.pair_with_output(zout)
-    zout.domain = "POINT"
-    zout.input_items.new("FLOAT", "Value")
-    zout.input_items.new("INT", "Cell")
-    zout.input_items.new("VECTOR", "Position")
-    t.link(under, zin.inputs["Geometry"])
-    t.link(t.named("value"), zin.inputs["Value"])
-    t.link(t.named("lens_index", "INT"), zin.inputs["Cell"])
-    t.link(position, zin.inputs["Position"])
-    value = zin.outputs["Value"]
-    # The number as shown: rounded to the precision first (so lens_value is what is read),
-    # and minus zero written as zero.
-    scale = _pow10(t, o["Decimals"])
-    shown = t.f("DIVIDE", t.f("ROUND", t.f("MULTIPLY", value, scale)), scale)
-    shown = t.f("ADD", shown, 0.0)
-    text = t.node("FunctionNodeValueToString", Value=shown, Decimals=o["Decimals"])
-    chars = t.node("FunctionNodeStringLength", String=text.outputs["String"])
-    curves = t.node("GeometryNodeStringToCurves", {"align_x": "CENTER", "align_y": "MIDDLE"},
-                    String=text.outputs["String"], Size=o["Text Size"])
-    real = t.node("GeometryNodeRealizeInstances", Geometry=curves.outputs["Curve Instances"])
-    mesh = t.node("GeometryNodeFillCurve", Curve=real.outputs["Geometry"]).outputs["Mesh"]
-    mesh = t.node("GeometryNodeSetMaterial", Geometry=mesh,
-                  Material=o["Material"]).outputs["Geometry"]
-    label = t.node("GeometryNodeGeometryToInstance", Geometry=mesh).outputs["Instances"]
-    for name, field, kind in (("lens_value", shown, "FLOAT"),
-                              ("lens_index", zin.outputs["Cell"], "INT"),
-                              ("lens_chars", chars.outputs["Length"], "INT"),
-                              ("lens_matrix", o["Matrix"], "INT")):
-        node = t.node("GeometryNodeStoreNamedAttribute", {"data_type": kind, "domain": "INSTANCE"},
-                      Name=name)
-        t.set(node.inputs["Geometry"], label)
-        t.set(node.inputs["Value"], field)
-        label = node.outputs["Geometry"]
-    # Facing the camera: the camera's rotation; in front of the cell by Lift, toward it.
+    # The number as shown, digit by digit (no strings per frame: the glyphs are filled once,
+    # in the glyphs object). lens_value is the value at the shown precision, minus zero as 0.
+    d = o["Decimals"]
+    scale = _pow10(t, d)
+    value = t.named("value")
+    shown = t.f("ADD", t.f("DIVIDE", t.f("ROUND", t.f("MULTIPLY", value, scale)), scale), 0.0)
+    labels = t.store(under, "lens_value", shown)
+    labels = t.store(labels, "lens_matrix", o["Matrix"], "INT")
+    n_int = t.f("ROUND", t.f("MULTIPLY", t.f("ABSOLUTE", value), scale))
+    labels = t.store(labels, "lens_n", n_int, "INT")
+    negative = t.cmp("LESS_THAN", t.named("lens_value"), 0.0, "FLOAT")
+    labels = t.store(labels, "lens_neg", t.switch("INT", negative, 0, 1), "INT")
+    n = t.named("lens_n", "INT")
+    digits = 1
+    for k in range(1, 10):
+        digits = t.i("ADD", digits, t.switch("INT", t.cmp("GREATER_EQUAL", n, 10 ** k), 0, 1))
+    total = t.i("MAXIMUM", digits, t.i("ADD", d, 1))          # digits written, at least 0.x
+    labels = t.store(labels, "lens_digits", total, "INT")
+    neg = t.named("lens_neg", "INT")
+    has_dot = t.cmp("GREATER_THAN", d, 0)
+    chars = t.i("ADD", t.i("ADD", neg, t.named("lens_digits", "INT")),
+                t.switch("INT", has_dot, 0, 1))
+    labels = t.store(labels, "lens_chars", chars, "INT")
+    # Facing the camera, in front of the cell by Lift.
     camera = t.node("GeometryNodeObjectInfo", Object=o["Camera"])
-    toward = t.v("NORMALIZE", t.v("SUBTRACT", camera.outputs["Location"], zin.outputs["Position"]))
-    where = t.v("ADD", zin.outputs["Position"], t.v("SCALE", toward, o["Lift"]))
-    placed = t.node("GeometryNodeTransform", Geometry=label, Translation=where,
-                    Rotation=camera.outputs["Rotation"]).outputs["Geometry"]
-    t.link(placed, zout.inputs["Generation_0"])
-    numbers = zout.outputs["Generation_0"]
+    turn = camera.outputs["Rotation"]
+    toward = t.v("NORMALIZE", t.v("SUBTRACT", camera.outputs["Location"], here))
+    labels = t.node("GeometryNodeSetPosition", Geometry=labels,
+                    Offset=t.v("SCALE", toward, o["Lift"])).outputs["Geometry"]
+
+    # one point per character
+    dup = t.node("GeometryNodeDuplicateElements", {"domain": "POINT"}, Geometry=labels,
+                 Amount=t.named("lens_chars", "INT"))
+    glyphs = t.store(dup.outputs["Geometry"], "lens_slot", dup.outputs["Duplicate Index"], "INT")
+    c = t.named("lens_slot", "INT")
+    intd = t.i("SUBTRACT", t.named("lens_digits", "INT"), d)
+    cp = t.i("SUBTRACT", c, neg)
+    is_minus = t.b("AND", t.cmp("EQUAL", neg, 1), t.cmp("EQUAL", c, 0))
+    is_dot = t.b("AND", has_dot, t.cmp("EQUAL", cp, intd))
+    q = t.i("SUBTRACT", cp, t.switch("INT", t.cmp("GREATER_THAN", cp, intd), 0, 1))
+    k = t.i("SUBTRACT", t.i("SUBTRACT", t.named("lens_digits", "INT"), 1), q)
+    digit = t.i("FLOORED_MODULO", t.i("DIVIDE_FLOOR", t.named("lens_n", "INT"),
+                                      t.i("POWER", 10, t.i("MAXIMUM", k, 0))), 10)
+    glyph = t.switch("INT", is_minus, t.switch("INT", is_dot, digit, GLYPH_DOT), GLYPH_MINUS)
+    glyphs = t.store(glyphs, "lens_glyph", glyph, "INT")
+    size = o["Text Size"]
+    advance = t.f("MULTIPLY", size, GLYPH_ADVANCE)
+    x = t.f("MULTIPLY", t.f("SUBTRACT", c, t.f("MULTIPLY", t.named("lens_chars", "INT"), 0.5)),
+            advance)
+    right = t.node("FunctionNodeRotateVector", Vector=(1.0, 0.0, 0.0), Rotation=turn).outputs[0]
+    up = t.node("FunctionNodeRotateVector", Vector=(0.0, 1.0, 0.0), Rotation=turn).outputs[0]
+    offset = t.v("ADD", t.v("SCALE", right, x), t.v("SCALE", up, t.f("MULTIPLY", size, -0.36)))
+    glyphs = t.node("GeometryNodeSetPosition", Geometry=glyphs, Offset=offset).outputs["Geometry"]
+    atlas = t.node("GeometryNodeObjectInfo", Object=o["Glyphs"]).outputs["Geometry"]
+    scale_vec = t.node("ShaderNodeCombineXYZ", X=size, Y=size, Z=size).outputs[0]
+    inst = t.node("GeometryNodeInstanceOnPoints", Points=glyphs, Instance=atlas,
+                  Pick_Instance=True, Instance_Index=t.named("lens_glyph", "INT"),
+                  Rotation=turn, Scale=scale_vec).outputs["Instances"]
+    for name in ("lens_n", "lens_neg", "lens_digits"):
+        inst = t.node("GeometryNodeRemoveAttribute", Geometry=inst, Name=name).outputs[0]
     join = t.node("GeometryNodeJoinGeometry")
-    t.link(numbers, join.inputs[0])
+    t.link(inst, join.inputs[0])
     t.link(o["Geometry"], join.inputs[0])
     gout = t.node("NodeGroupOutput")
     t.link(join.outputs[0], gout.inputs[0])
+    return group
+
+
+def glyphs_group():
+    """The lens's glyphs, filled once: one instance per character of GLYPHS (a mesh at the
+    character's origin, font size 1), which the lens picks by index."""
+    group = _existing(GLYPHS_GROUP, VERSION)
+    if group is not None:
+        return group
+    group = _new_group(GLYPHS_GROUP, VERSION)
+    _socket(group, "Geometry", "INPUT", "NodeSocketGeometry")
+    _socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
+    _socket(group, "Material", "INPUT", "NodeSocketMaterial")
+    t = _Net(group)
+    gin = t.node("NodeGroupInput")
+    chars = t.node("GeometryNodeStringToCurves", String=GLYPHS, Size=1.0)
+    filled = t.node("GeometryNodeFillCurve", Curve=chars.outputs["Curve Instances"])
+    at_origin = t.node("GeometryNodeSetInstanceTransform", Instances=filled.outputs["Mesh"])
+    mat = t.node("GeometryNodeSetMaterial", Geometry=at_origin.outputs["Instances"],
+                 Material=gin.outputs["Material"])
+    gout = t.node("NodeGroupOutput")
+    t.link(mat.outputs["Geometry"], gout.inputs[0])
     return group
 
 

@@ -6,6 +6,7 @@ from scene/lens_nodes.py). A handful of objects whatever the number of cells:
                             cubes or spheres)
     <build>:lens            Empty the user moves (or keyframes); X scale scales the radius
     <build>:lens_numbers    the numbers, one `mm_lens.<key>` modifier per matrix
+    <build>:lens_glyphs     hidden: the digits, filled once, that the numbers instance
     <build>:spotlight       Empty on the spotlit result cell (keyframe it to walk cells)
     <build>:spotlight_products  the cell's k products inside the cube (interior spotlight)
     <build>:axes, <build>:axes_heads, <build>:label:axis.i/j/k   arrows and letters
@@ -88,6 +89,32 @@ def _empty(collection, what: str, tag: Tag, *, location, display: str, size: flo
 
 # --- lens ---------------------------------------------------------------------------------------
 
+def grid_of(positions: np.ndarray, rows: int, cols: int) -> dict:
+    """The lens inputs describing a matrix's grid, read from its cell positions (row 0 and
+    column 0 only): cell (i, j) sits at origin + (j + (j // col block) * col gap) * col axis
+    + (i + ...) * row axis, as the layout places it."""
+    pos = np.asarray(positions, np.float64).reshape(rows, cols, 3)
+
+    def axis(line: np.ndarray):
+        if len(line) < 2:
+            return np.zeros(3), len(line) or 1, 0.0
+        steps = np.linalg.norm(np.diff(line, axis=0), axis=1)
+        unit = steps.min()
+        direction = (line[1] - line[0]) / (steps[0] or 1.0)
+        gaps = np.flatnonzero(steps > unit * 1.5)
+        block = int(gaps[0] + 1) if len(gaps) else len(line)
+        gap = float(steps[gaps[0]] / unit - 1.0) if len(gaps) else 0.0
+        return direction / (unit or 1.0), block, gap
+
+    col_axis, col_block, col_gap = axis(pos[0, :])
+    row_axis, row_block, row_gap = axis(pos[:, 0])
+    # a single row or column: any direction across it will do (the window is that one line)
+    return {"Origin": tuple(map(float, pos[0, 0])), "Col Axis": tuple(map(float, col_axis)),
+            "Row Axis": tuple(map(float, row_axis)), "Rows": int(rows), "Cols": int(cols),
+            "Row Block": int(row_block), "Col Block": int(col_block),
+            "Row Gap": float(row_gap), "Col Gap": float(col_gap)}
+
+
 def lens(plan: LensPlan, collection, camera, look: str, tag: Tag | None = None):
     """The lens Empty and its numbers object. Returns (empty, numbers)."""
     tag = tag or _collection_tag(collection)
@@ -104,13 +131,24 @@ def lens(plan: LensPlan, collection, camera, look: str, tag: Tag | None = None):
     numbers.visible_shadow = False
     mat = material.label_material(look)
     numbers.data.materials.append(mat)
+    name = _name(collection, "lens_glyphs")
+    glyphs = bpy.data.objects.new(name, bpy.data.meshes.new(name))
+    collection.objects.link(glyphs)
+    tag(glyphs, name)
+    glyphs["mm_role"] = "lens_glyphs"
+    glyphs.hide_viewport = glyphs.hide_render = glyphs.hide_select = True
+    nodes.add_modifier(glyphs, lens_nodes.glyphs_group(), "mm_lens_glyphs", {"Material": "Socket_2"},
+                       {"Material": mat})
+    glyphs.data.materials.append(mat)
     for n, obj in enumerate(matrix_objects(collection)):
         mod = nodes.add_modifier(numbers, lens_nodes.lens_group(), f"{LENS_MODIFIER}.{obj['mm_key']}",
                                  lens_nodes.LENS_INPUTS, {
+                                     **grid_of(cells.read_positions(obj), int(obj["mm_rows"]),
+                                               int(obj["mm_cols"])),
                                      "Source": points_object(collection, obj, tag), "Lens": empty,
                                      "Radius": float(plan.radius), "Text Size": float(plan.text_size),
                                      "Decimals": int(plan.decimals), "Camera": camera,
-                                     "Matrix": n, "Material": mat})
+                                     "Matrix": n, "Glyphs": glyphs})
         mod["mm_matrix"] = obj.name
     numbers["mm_matrices"] = [o.name for o in matrix_objects(collection)]
     return empty, numbers

@@ -24,10 +24,12 @@ from mm_blender.scene import build as buildmod
 from mm_blender.scene import overlays
 
 DECIMALS = 2
+GLYPHS = "0123456789-."      # scene/lens_nodes.GLYPHS: the glyph index of each character
 
 
-def scene(name, shape="cube", seed=0, alg="none", **deco):
+def scene(name, shape="cube", seed=0, alg="none", blocks=(1, 1, 1), **deco):
     return dict(name=name, expr="L @ R", seed=seed, viz=dict(cell_shape=shape),
+                blocks=dict(zip("ijk", blocks)), layout=dict(gap=2),
                 anim=dict(alg=alg, frames_per_step=1),
                 deco=dict(lens=True, lens_size=0.45, lens_row=2, lens_col=3,
                           lens_decimals=DECIMALS, spotlight_row=1, spotlight_col=4,
@@ -35,7 +37,7 @@ def scene(name, shape="cube", seed=0, alg="none", **deco):
                 matrix=dict(L=dict(h=6, w=5, init="gaussian"), R=dict(h=5, w=7, init="gaussian")))
 
 
-SCENES = [scene("lens_cube", axes=True), scene("lens_sphere", "sphere", seed=3),
+SCENES = [scene("lens_cube", axes=True), scene("lens_sphere", "sphere", seed=3, blocks=(2, 3, 2)),
           scene("spot_sweep", alg="vmprod", seed=5)]
 # frame -> (lens cell, spotlight cell) keyframed on the Empties of lens_cube
 KEYS = {1: ((2, 3), (1, 4)), 2: ((4, 1), (3, 0))}
@@ -174,24 +176,30 @@ def test_lens_shows_exactly_the_cells_in_its_radius_with_their_values(played, na
         f"{name}:{m.key}" for m in plan.matrices]
     want = _expected_lens(plan, np.asarray(lens["location"]), plan.lens.radius * lens["scale"][0])
     assert len(want) > 3
-    got = {(m, i): v for m, i, v in zip(numbers["lens_matrix"], numbers["lens_index"],
-                                        numbers["lens_value"])}
-    assert numbers["n"] == len(got) == len(want)
+    # one instance per character: group them by cell, read the text in slot order
+    text, got = {}, {}
+    for m, i, v, slot, glyph in zip(numbers["lens_matrix"], numbers["lens_index"],
+                                    numbers["lens_value"], numbers["lens_slot"],
+                                    numbers["lens_glyph"]):
+        text.setdefault((m, i), {})[slot] = GLYPHS[glyph]
+        got.setdefault((m, i), set()).add(v)
     assert set(got) == set(want)
     for key, value in want.items():
-        shown = got[key]
+        (shown,) = got[key]                      # one value per cell
         assert abs(shown - value) <= 0.5 * 10 ** -DECIMALS + 1e-6, key
-        assert shown * 10 ** DECIMALS == pytest.approx(round(shown * 10 ** DECIMALS), abs=1e-3)
-    # the digits drawn are the value written with DECIMALS decimals
-    for value, chars in zip(numbers["lens_value"], numbers["lens_chars"]):
-        assert chars == len(f"{value:.{DECIMALS}f}".replace("-0.00", "0.00")), value
-    assert rec[f"{name}:lens_numbers"]["references"] >= 1   # each number is real geometry
+        chars = text[key]
+        assert sorted(chars) == list(range(len(chars)))
+        drawn = "".join(chars[c] for c in range(len(chars)))
+        assert drawn == f"{shown:.{DECIMALS}f}".replace("-0.00", "0.00"), (key, value, drawn)
+    # each character is a glyph mesh, drawn
+    assert rec[f"{name}:lens_numbers"]["references"] >= 1
 
 
 def test_moving_the_lens_by_a_keyframe_changes_which_cells_show(played):
     frames = played["out"]["frames"]
     a = frames["1"]["lens_cube:lens_numbers"]["instances"]
     b = frames["2"]["lens_cube:lens_numbers"]["instances"]
+    assert a["n"] and b["n"]
     cells_a = set(zip(a["lens_matrix"], a["lens_index"]))
     cells_b = set(zip(b["lens_matrix"], b["lens_index"]))
     assert cells_a != cells_b and cells_b - cells_a
@@ -315,7 +323,7 @@ def test_cycles_render_shows_the_numbers_inside_the_lens(tmp_path):
     buildmod.build(plan)
     scene = bpy.context.scene
     numbers = bpy.data.objects["lens_px:lens_numbers"]
-    kw = dict(resolution=(160, 100), samples=2, device="cpu", denoise=False)
+    kw = dict(resolution=(240, 150), samples=2, device="cpu", denoise=False)
     with_lens = _pixels(render_still(tmp_path / "with.png", **kw))
     numbers.hide_render = True
     without = _pixels(render_still(tmp_path / "without.png", **kw))
@@ -326,7 +334,7 @@ def test_cycles_render_shows_the_numbers_inside_the_lens(tmp_path):
     centre = world_to_camera_view(scene, cam, bpy.data.objects["lens_px:lens"].location)
     from mathutils import Vector
     rim = world_to_camera_view(scene, cam, Vector(plan.lens.position) + Vector(
-        (plan.lens.radius + 1.0, 0, 0)))
+        (plan.lens.radius + 1.5, 0, 0)))
     h, w = changed.shape
     cx, cy = centre.x * w, (1 - centre.y) * h
     r = abs(rim.x - centre.x) * w
