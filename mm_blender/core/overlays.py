@@ -8,7 +8,8 @@ import numpy as np
 from . import colour
 from .sweep import product_range
 from .plan import AxesPlan, CubePlan, LensPlan, MatrixPlan, SpotlightPlan
-from .spec import LENS_CELLS_PER_SIZE, LENS_TEXT_PER_MAGNIFICATION, Spec
+from .spec import (LENS_CELLS_PER_SIZE, LENS_SPREAD_PER_MAGNIFICATION,
+                   LENS_TEXT_PER_MAGNIFICATION, Spec)
 
 # mm's axes in three.js's colours: x (our j) red, y (i) green, z (k) blue; sRGB
 AXIS_RGB = {"i": (0.3, 0.9, 0.3), "j": (0.95, 0.3, 0.3), "k": (0.35, 0.5, 1.0)}
@@ -32,7 +33,8 @@ def lens_plan(spec: Spec, matrices: list[MatrixPlan]) -> LensPlan | None:
     return LensPlan(position=_cell(root, D.lens_row, D.lens_col),
                     radius=float(D.lens_size * LENS_CELLS_PER_SIZE),
                     text_size=float(D.magnification * LENS_TEXT_PER_MAGNIFICATION),
-                    decimals=int(D.lens_decimals))
+                    decimals=int(D.lens_decimals),
+                    spread=float(max(1.0, D.magnification * LENS_SPREAD_PER_MAGNIFICATION)))
 
 
 TABLE_SIZE = 4096

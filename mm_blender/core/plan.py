@@ -119,6 +119,7 @@ class LensPlan:
     radius: float            # in cells
     text_size: float         # height of the numbers' font, in cells
     decimals: int            # digits after the point
+    spread: float = 1.0      # the loupe: numbers at centre + (cell - centre) * spread
 
 
 @dataclass

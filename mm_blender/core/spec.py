@@ -145,7 +145,7 @@ class DecoSpec:
     # mm's magnifier lens: an Empty the user moves; cells within its radius show their values
     lens: bool = False
     lens_size: float = 0.5      # mm's lens size: the radius is LENS_CELLS_PER_SIZE x this, in cells
-    magnification: float = 7    # mm's: the numbers' height is LENS_TEXT_PER_MAGNIFICATION x this
+    magnification: float = 7    # mm's: the numbers' font is LENS_TEXT_PER_MAGNIFICATION x this
     lens_decimals: int = 2      # digits after the point of the numbers shown
     lens_row: int = -1          # the root result's cell the lens starts over (-1: the middle)
     lens_col: int = -1
@@ -431,7 +431,10 @@ def validate(spec: Spec) -> None:
 
 
 LENS_CELLS_PER_SIZE = 6.0            # mm's default lens size 0.5: a radius of 3 cells
-LENS_TEXT_PER_MAGNIFICATION = 0.04   # mm's default magnification 7: numbers 0.28 cells high
+# mm's lens is a loupe: under magnification 7 the numbers' font is 0.7 cells and they sit
+# 2.8 cells apart (spread about the lens centre), so they are enlarged and keep apart
+LENS_TEXT_PER_MAGNIFICATION = 0.1
+LENS_SPREAD_PER_MAGNIFICATION = 0.4
 
 
 def validate_deco(spec: Spec) -> None:

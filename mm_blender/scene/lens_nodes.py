@@ -54,7 +54,12 @@ LENS_INPUTS_SPEC = [
     ("Text Size", "NodeSocketFloat", 0.28, "Font size of the numbers (mm's magnification)"),
     ("Decimals", "NodeSocketInt", 2, "Digits after the point"),
     ("Camera", "NodeSocketObject", None, "The numbers turn to face this camera"),
-    ("Lift", "NodeSocketFloat", 0.6, "How far the numbers sit in front of their cells"),
+    ("Lift", "NodeSocketFloat", 1.0, "How far the loupe sits in front of the lens centre, "
+     "toward the camera"),
+    ("Spread", "NodeSocketFloat", 2.8, "The loupe: numbers sit at centre + (cell - centre) "
+     "x this, so enlarged numbers keep apart"),
+    ("Disc", "NodeSocketBool", False, "Draw the loupe's dark disc behind the numbers"),
+    ("Disc Material", "NodeSocketMaterial", None, "The disc's material (reads decor_color)"),
     ("Matrix", "NodeSocketInt", 0, "Written as lens_matrix (which matrix a number is of)"),
     ("Glyphs", "NodeSocketObject", None, "The glyphs object (mm_lens_glyphs)"),
 ]
@@ -188,12 +193,13 @@ def lens_group():
     chars = t.i("ADD", t.i("ADD", neg, t.named("lens_digits", "INT")),
                 t.switch("INT", has_dot, 0, 1))
     labels = t.store(labels, "lens_chars", chars, "INT")
-    # Facing the camera, in front of the cell by Lift.
+    # A loupe facing the camera: spread about the lens centre, in front of it by Lift.
     camera = t.node("GeometryNodeObjectInfo", Object=o["Camera"])
     turn = camera.outputs["Rotation"]
-    toward = t.v("NORMALIZE", t.v("SUBTRACT", camera.outputs["Location"], here))
-    labels = t.node("GeometryNodeSetPosition", Geometry=labels,
-                    Offset=t.v("SCALE", toward, o["Lift"])).outputs["Geometry"]
+    toward = t.v("NORMALIZE", t.v("SUBTRACT", camera.outputs["Location"], centre))
+    front = t.v("ADD", centre, t.v("SCALE", toward, o["Lift"]))
+    spread = t.v("ADD", front, t.v("SCALE", t.v("SUBTRACT", here, centre), o["Spread"]))
+    labels = t.node("GeometryNodeSetPosition", Geometry=labels, Position=spread).outputs["Geometry"]
 
     # one point per character
     dup = t.node("GeometryNodeDuplicateElements", {"domain": "POINT"}, Geometry=labels,
@@ -225,8 +231,25 @@ def lens_group():
                   Rotation=turn, Scale=scale_vec).outputs["Instances"]
     for name in ("lens_n", "lens_neg", "lens_digits"):
         inst = t.node("GeometryNodeRemoveAttribute", Geometry=inst, Name=name).outputs[0]
+    # the disc: translucent black behind the numbers, a little larger than the loupe
+    disc = t.node("GeometryNodeMeshCircle", {"fill_type": "NGON"}, Vertices=48,
+                  Radius=t.f("MULTIPLY_ADD", radius, o["Spread"], t.f("MULTIPLY", size, 1.2)))
+    disc = t.node("GeometryNodeTransform", Geometry=disc.outputs["Mesh"],
+                  Translation=t.v("SUBTRACT", front, t.v("SCALE", toward, 0.05)),
+                  Rotation=turn).outputs["Geometry"]
+    disc = t.node("GeometryNodeStoreNamedAttribute", {"data_type": "FLOAT_COLOR",
+                                                      "domain": "POINT"},
+                  Geometry=disc, Name="decor_color",     # decor.DECOR_COLOR
+                  Value=(0.0, 0.0, 0.0, 0.7)).outputs["Geometry"]
+    disc = t.node("GeometryNodeSetMaterial", Geometry=disc,
+                  Material=o["Disc Material"]).outputs["Geometry"]
+    switch = t.node("GeometryNodeSwitch", {"input_type": "GEOMETRY"})
+    t.link(o["Disc"], switch.inputs["Switch"])
+    t.link(disc, switch.inputs["True"])
+    disc = switch.outputs["Output"]
     join = t.node("GeometryNodeJoinGeometry")
     t.link(inst, join.inputs[0])
+    t.link(disc, join.inputs[0])
     t.link(o["Geometry"], join.inputs[0])
     gout = t.node("NodeGroupOutput")
     t.link(join.outputs[0], gout.inputs[0])
@@ -245,13 +268,20 @@ def glyphs_group():
     _socket(group, "Material", "INPUT", "NodeSocketMaterial")
     t = _Net(group)
     gin = t.node("NodeGroupInput")
-    chars = t.node("GeometryNodeStringToCurves", String=GLYPHS, Size=1.0)
-    filled = t.node("GeometryNodeFillCurve", Curve=chars.outputs["Curve Instances"])
-    at_origin = t.node("GeometryNodeSetInstanceTransform", Instances=filled.outputs["Mesh"])
-    mat = t.node("GeometryNodeSetMaterial", Geometry=at_origin.outputs["Instances"],
-                 Material=gin.outputs["Material"])
+    # one String to Curves per character, filled, then one instance each in GLYPHS order
+    # (Fill Curve on String to Curves' instances would realize them into one mesh). A
+    # multi-input socket lists its newest link first: link the last character first.
+    atlas = t.node("GeometryNodeGeometryToInstance")
+    for char in reversed(GLYPHS):
+        curve = t.node("GeometryNodeStringToCurves", String=char, Size=1.0)
+        real = t.node("GeometryNodeRealizeInstances", Geometry=curve.outputs["Curve Instances"])
+        filled = t.node("GeometryNodeFillCurve", Curve=real.outputs["Geometry"])
+        mat = t.node("GeometryNodeSetMaterial", Geometry=filled.outputs["Mesh"],
+                     Material=gin.outputs["Material"])
+        t.link(mat.outputs["Geometry"], atlas.inputs[0])
+    mat = atlas
     gout = t.node("NodeGroupOutput")
-    t.link(mat.outputs["Geometry"], gout.inputs[0])
+    t.link(mat.outputs[0], gout.inputs[0])
     return group
 
 

@@ -148,14 +148,17 @@ def lens(plan: LensPlan, collection, camera, look: str, tag: Tag | None = None):
                                      "Source": points_object(collection, obj, tag), "Lens": empty,
                                      "Radius": float(plan.radius), "Text Size": float(plan.text_size),
                                      "Decimals": int(plan.decimals), "Camera": camera,
-                                     "Matrix": n, "Glyphs": glyphs})
+                                     "Matrix": n, "Glyphs": glyphs,
+                                     "Spread": float(plan.spread),
+                                     "Lift": float(plan.radius * plan.spread + 1.0),
+                                     "Disc": n == 0, "Disc Material": material.decor_material()})
         mod["mm_matrix"] = obj.name
     numbers["mm_matrices"] = [o.name for o in matrix_objects(collection)]
     return empty, numbers
 
 
-def add_lens(collection, *, radius: float = 3.0, text_size: float = 0.28, decimals: int = 2,
-             location=None, scene=None):
+def add_lens(collection, *, radius: float = 3.0, text_size: float = 0.7, decimals: int = 2,
+             spread: float = 2.8, location=None, scene=None):
     """The panel's "Add Lens": a lens over the root result's middle cell (or `location`)."""
     scene = scene or bpy.context.scene
     if collection is None or not collection.get("mm_root"):
@@ -172,7 +175,7 @@ def add_lens(collection, *, radius: float = 3.0, text_size: float = 0.28, decima
     cams = [o for o in _objects(collection) if o.type == "CAMERA"]
     camera = cams[0] if cams else scene.camera
     plan = LensPlan(position=np.asarray(location, np.float64), radius=float(radius),
-                    text_size=float(text_size), decimals=int(decimals))
+                    text_size=float(text_size), decimals=int(decimals), spread=float(spread))
     return lens(plan, collection, camera, collection.get("mm_look", "dark"))
 
 

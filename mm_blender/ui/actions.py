@@ -72,7 +72,8 @@ def add_lens(scene, settings=None):
     empty, _numbers = overlays.add_lens(
         found[-1], radius=d.lens_size * specmod.LENS_CELLS_PER_SIZE,
         text_size=d.magnification * specmod.LENS_TEXT_PER_MAGNIFICATION,
-        decimals=d.lens_decimals, scene=scene)
+        decimals=d.lens_decimals,
+        spread=max(1.0, d.magnification * specmod.LENS_SPREAD_PER_MAGNIFICATION), scene=scene)
     return empty
 
 

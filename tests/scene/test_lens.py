@@ -81,6 +81,19 @@ PLAYER = textwrap.dedent(r'''
             return out
         gs = obj.evaluated_get(dg).evaluated_geometry()   # keep the GeometrySet alive
         inst = gs.instances_pointcloud()
+        if obj.get("mm_role") == "lens_glyphs":            # each glyph's mesh: size, extent
+            refs = gs.instance_references()
+            which = np.empty(len(inst.points), np.int32)
+            inst.attributes[".reference_index"].data.foreach_get("value", which)
+            out["glyphs"] = []
+            for r in which:
+                mesh = refs[r].mesh
+                co = np.empty(len(mesh.vertices) * 3, np.float32)
+                mesh.vertices.foreach_get("co", co)
+                co = co.reshape(-1, 3)
+                out["glyphs"].append({"vertices": len(co), "faces": len(mesh.polygons),
+                                      "min": co.min(0).tolist(), "max": co.max(0).tolist()})
+            return out
         if inst is not None:
             out["instances"] = attrs(inst, True)
             out["references"] = len(gs.instance_references())
@@ -193,6 +206,21 @@ def test_lens_shows_exactly_the_cells_in_its_radius_with_their_values(played, na
         assert drawn == f"{shown:.{DECIMALS}f}".replace("-0.00", "0.00"), (key, value, drawn)
     # each character is a glyph mesh, drawn
     assert rec[f"{name}:lens_numbers"]["references"] >= 1
+
+
+def test_the_glyphs_are_the_characters_they_stand_for(played):
+    """Instance n of the glyphs object is GLYPHS[n], a filled mesh: digits 0.69 high, '1'
+    narrow, '-' wide and low, '.' small and at the baseline."""
+    glyphs = played["out"]["frames"]["1"]["lens_cube:lens_glyphs"]["glyphs"]
+    assert len(glyphs) == len(GLYPHS)
+    size = {c: np.subtract(g["max"], g["min"])[:2] for c, g in zip(GLYPHS, glyphs)}
+    assert all(g["faces"] > 0 for g in glyphs)
+    for digit in "0123456789":
+        assert size[digit][1] == pytest.approx(0.7, abs=0.05), digit
+    assert size["1"][0] < 0.6 * size["0"][0]
+    assert size["-"][0] > 2 * size["-"][1] and size["-"][1] < 0.2
+    assert max(size["."]) < 0.2 and glyphs[GLYPHS.index(".")]["max"][1] < 0.2
+    assert glyphs[GLYPHS.index("-")]["min"][1] > 0.1
 
 
 def test_moving_the_lens_by_a_keyframe_changes_which_cells_show(played):
@@ -328,19 +356,24 @@ def test_cycles_render_shows_the_numbers_inside_the_lens(tmp_path):
     numbers.hide_render = True
     without = _pixels(render_still(tmp_path / "without.png", **kw))
     changed = np.abs(with_lens - without).max(axis=2) > 0.15
-    assert changed.sum() > 20
-    # where the lens is on screen, and how far its radius reaches there
-    cam = scene.camera
-    centre = world_to_camera_view(scene, cam, bpy.data.objects["lens_px:lens"].location)
+    assert changed.sum() > 50
+    # where the loupe is on screen: in front of the lens centre, toward the camera
     from mathutils import Vector
-    rim = world_to_camera_view(scene, cam, Vector(plan.lens.position) + Vector(
-        (plan.lens.radius + 1.5, 0, 0)))
+    cam = scene.camera
+    lens = plan.lens
+    centre = Vector(bpy.data.objects["lens_px:lens"].location)
+    toward = (cam.matrix_world.translation - centre).normalized()
+    front = centre + toward * (lens.radius * lens.spread + 1.0)
+    right = cam.matrix_world.to_3x3() @ Vector((1, 0, 0))
+    c = world_to_camera_view(scene, cam, front)
+    rim = world_to_camera_view(scene, cam, front + right * (lens.radius * lens.spread + 2.0))
     h, w = changed.shape
-    cx, cy = centre.x * w, (1 - centre.y) * h
-    r = abs(rim.x - centre.x) * w
+    cx, cy, r = c.x * w, (1 - c.y) * h, abs(rim.x - c.x) * w
     yy, xx = np.mgrid[0:h, 0:w]
     inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
     assert changed[~inside].sum() <= 0.02 * changed.sum()
     # the digits are drawn in the dark look's label colour: light, bluish white
-    digits = with_lens[changed & inside]
-    assert (digits.mean(axis=1) > 0.5).mean() > 0.5
+    new_light = changed & (with_lens.min(axis=2) > 0.45) & (without.min(axis=2) < 0.45)
+    assert new_light.sum() > 20
+    # and the loupe's disc darkens what it covers
+    assert with_lens[inside].mean() < without[inside].mean() + 0.05
