@@ -316,3 +316,37 @@ def add(plan, collection, camera, look: str, tag: Tag | None = None) -> None:
         spotlight(plan.spotlight, cube, collection, tag)
     if plan.axes is not None:
         axes(plan.axes, collection, camera, look, tag)
+
+
+def walk_spotlight(collection, steps) -> None:
+    """Keyframe the build's spotlight through result cells: `steps` = [(frame, row, col)],
+    held (constant) from each frame to the next, so a video walks through them."""
+    empty = next((o for o in _objects(collection) if o.get("mm_role") == "spotlight"), None)
+    if empty is None:
+        raise MMError(f"build {collection.name!r} has no spotlight: set deco.spotlight_row "
+                      "and spotlight_col and build again")
+    result = bpy.data.objects.get(empty.get("mm_spotlight_of", ""))
+    rows, cols = int(result["mm_rows"]), int(result["mm_cols"])
+    positions = cells.read_positions(result)
+    steps = list(steps)
+    for frame, row, col in steps:      # all checked before any keyframe is written
+        if not (0 <= row < rows and 0 <= col < cols):
+            raise MMError(f"spotlight cell ({row}, {col}) is outside {result['mm_name']!r} "
+                          f"({rows}x{cols})")
+    for frame, row, col in steps:
+        empty.location = [float(v) for v in positions[row * cols + col]]
+        empty.keyframe_insert("location", frame=int(frame))
+    for fc in _fcurves(empty):
+        for key in fc.keyframe_points:
+            key.interpolation = "CONSTANT"
+
+
+def _fcurves(obj):
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        return []
+    if hasattr(ad.action, "fcurves") and bpy.app.version < (5, 0, 0):
+        return list(ad.action.fcurves)
+    from bpy_extras import anim_utils
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    return list(bag.fcurves) if bag is not None else []

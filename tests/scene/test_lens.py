@@ -141,11 +141,14 @@ def played(tmp_path_factory):
     # the user's keyframes: slide the lens and walk the spotlight (lens_cube)
     plan = scenes["lens_cube"]["plan"]
     root = next(m for m in plan.matrices if m.role == "result")
-    for frame, (lens_cell, spot_cell) in KEYS.items():
-        for empty, cell in (("lens_cube:lens", lens_cell), ("lens_cube:spotlight", spot_cell)):
-            obj = bpy.data.objects[empty]
-            obj.location = _cell_position(plan, root.key, *cell)
-            obj.keyframe_insert("location", frame=frame)
+    for frame, (lens_cell, _) in KEYS.items():
+        obj = bpy.data.objects["lens_cube:lens"]
+        obj.location = _cell_position(plan, root.key, *lens_cell)
+        obj.keyframe_insert("location", frame=frame)
+    overlays.walk_spotlight(buildmod.find("lens_cube"),
+                            [(frame, *spot) for frame, (_, spot) in KEYS.items()])
+    with pytest.raises(MMError, match="outside"):
+        overlays.walk_spotlight(buildmod.find("lens_cube"), [(5, 6, 0)])
     blend = tmp / "lens.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     query = {"frames": [1, 2, 3, 4], "objects": names}
