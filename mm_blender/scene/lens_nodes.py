@@ -60,6 +60,8 @@ LENS_INPUTS_SPEC = [
      "x this, so enlarged numbers keep apart"),
     ("Disc", "NodeSocketBool", False, "Draw the loupe's dark disc behind the numbers"),
     ("Disc Material", "NodeSocketMaterial", None, "The disc's material (reads decor_color)"),
+    ("Disc Color", "NodeSocketColor", (0.0, 0.0, 0.0, 0.75), "The disc's colour; alpha: "
+     "how much it covers"),
     ("Matrix", "NodeSocketInt", 0, "Written as lens_matrix (which matrix a number is of)"),
     ("Glyphs", "NodeSocketObject", None, "The glyphs object (mm_lens_glyphs)"),
 ]
@@ -148,8 +150,13 @@ def lens_group():
     v = t.node("ShaderNodeVectorMath", {"operation": "DOT_PRODUCT"})
     t.set(v.inputs[0], rel)
     t.set(v.inputs[1], o["Row Axis"])
-    j0, nj = _window(t, o, u.outputs["Value"], radius, o["Col Block"], o["Col Gap"], o["Cols"])
-    i0, ni = _window(t, o, v.outputs["Value"], radius, o["Row Block"], o["Row Gap"], o["Rows"])
+    # the axes are per cell (their length is 1 / the cell pitch): the radius in cells too
+    col_r = t.f("MULTIPLY", radius, t.node("ShaderNodeVectorMath", {"operation": "LENGTH"},
+                                           Vector=o["Col Axis"]).outputs["Value"])
+    row_r = t.f("MULTIPLY", radius, t.node("ShaderNodeVectorMath", {"operation": "LENGTH"},
+                                           Vector=o["Row Axis"]).outputs["Value"])
+    j0, nj = _window(t, o, u.outputs["Value"], col_r, o["Col Block"], o["Col Gap"], o["Cols"])
+    i0, ni = _window(t, o, v.outputs["Value"], row_r, o["Row Block"], o["Row Gap"], o["Rows"])
     nj_int = t.i("MAXIMUM", nj, 1)
     p = t.index()
     i = t.i("ADD", i0, t.i("DIVIDE_FLOOR", p, nj_int))
@@ -168,7 +175,6 @@ def lens_group():
     inside = t.cmp("LESS_EQUAL", distance.outputs["Value"], radius, "FLOAT")
     under = t.node("GeometryNodeSeparateGeometry", {"domain": "POINT"}, Geometry=candidates,
                    Selection=inside).outputs["Selection"]
-    position = here
 
     # The number as shown, digit by digit (no strings per frame: the glyphs are filled once,
     # in the glyphs object). lens_value is the value at the shown precision, minus zero as 0.
@@ -231,7 +237,8 @@ def lens_group():
                   Rotation=turn, Scale=scale_vec).outputs["Instances"]
     for name in ("lens_n", "lens_neg", "lens_digits"):
         inst = t.node("GeometryNodeRemoveAttribute", Geometry=inst, Name=name).outputs[0]
-    # the disc: translucent black behind the numbers, a little larger than the loupe
+    # the disc: translucent, behind the numbers (dark under light digits, light under dark
+    # ones), a little larger than the loupe
     disc = t.node("GeometryNodeMeshCircle", {"fill_type": "NGON"}, Vertices=48,
                   Radius=t.f("MULTIPLY_ADD", radius, o["Spread"], t.f("MULTIPLY", size, 1.2)))
     disc = t.node("GeometryNodeTransform", Geometry=disc.outputs["Mesh"],
@@ -240,7 +247,7 @@ def lens_group():
     disc = t.node("GeometryNodeStoreNamedAttribute", {"data_type": "FLOAT_COLOR",
                                                       "domain": "POINT"},
                   Geometry=disc, Name="decor_color",     # decor.DECOR_COLOR
-                  Value=(0.0, 0.0, 0.0, 0.7)).outputs["Geometry"]
+                  Value=o["Disc Color"]).outputs["Geometry"]
     disc = t.node("GeometryNodeSetMaterial", Geometry=disc,
                   Material=o["Disc Material"]).outputs["Geometry"]
     switch = t.node("GeometryNodeSwitch", {"input_type": "GEOMETRY"})

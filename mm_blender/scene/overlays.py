@@ -26,6 +26,8 @@ from ..errors import MMError
 from . import cells, decor, lens_nodes, material, nodes
 
 LENS_MODIFIER = "mm_lens"
+# The loupe's disc behind the numbers, per look: under light digits dark, under dark light.
+DISC_COLOR = {"dark": (0.0, 0.0, 0.0, 0.75), "paper": (1.0, 1.0, 1.0, 0.85)}
 SPOTLIGHT_MODIFIER = "mm_spotlight"
 Tag = Callable[[object, str], object]
 
@@ -151,7 +153,8 @@ def lens(plan: LensPlan, collection, camera, look: str, tag: Tag | None = None):
                                      "Matrix": n, "Glyphs": glyphs,
                                      "Spread": float(plan.spread),
                                      "Lift": float(plan.radius * plan.spread + 1.0),
-                                     "Disc": n == 0, "Disc Material": material.decor_material()})
+                                     "Disc": n == 0, "Disc Material": material.decor_material(),
+                                     "Disc Color": DISC_COLOR[look]})
         mod["mm_matrix"] = obj.name
     numbers["mm_matrices"] = [o.name for o in matrix_objects(collection)]
     return empty, numbers
