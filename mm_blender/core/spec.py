@@ -431,10 +431,10 @@ def validate(spec: Spec) -> None:
 
 
 LENS_CELLS_PER_SIZE = 6.0            # mm's default lens size 0.5: a radius of 3 cells
-# mm's lens is a loupe: under magnification 7 the numbers' font is 0.7 cells and they sit
-# 2.8 cells apart (spread about the lens centre), so they are enlarged and keep apart
-LENS_TEXT_PER_MAGNIFICATION = 0.1
-LENS_SPREAD_PER_MAGNIFICATION = 0.4
+# mm's lens is a loupe: under magnification 7 the numbers' font is 0.84 cells and they sit
+# 3.15 cells apart (spread about the lens centre), so they are enlarged and keep apart
+LENS_TEXT_PER_MAGNIFICATION = 0.12
+LENS_SPREAD_PER_MAGNIFICATION = 0.45
 
 
 def validate_deco(spec: Spec) -> None:

@@ -54,11 +54,12 @@ LENS_INPUTS_SPEC = [
     ("Text Size", "NodeSocketFloat", 0.28, "Font size of the numbers (mm's magnification)"),
     ("Decimals", "NodeSocketInt", 2, "Digits after the point"),
     ("Camera", "NodeSocketObject", None, "The numbers turn to face this camera"),
-    ("Lift", "NodeSocketFloat", 1.0, "How far the loupe sits in front of the lens centre, "
-     "toward the camera"),
+    ("Lift", "NodeSocketFloat", 6.0, "How far the loupe is brought toward the camera "
+     "(enough to clear the face it lies over)"),
     ("Spread", "NodeSocketFloat", 2.8, "The loupe: numbers sit at centre + (cell - centre) "
      "x this, so enlarged numbers keep apart"),
-    ("Disc", "NodeSocketBool", False, "Draw the loupe's dark disc behind the numbers"),
+    ("Disc", "NodeSocketBool", True, "Draw the loupe's disc behind the numbers (on a face "
+     "that shows some)"),
     ("Disc Material", "NodeSocketMaterial", None, "The disc's material (reads decor_color)"),
     ("Disc Color", "NodeSocketColor", (0.0, 0.0, 0.0, 0.75), "The disc's colour; alpha: "
      "how much it covers"),
@@ -199,12 +200,32 @@ def lens_group():
     chars = t.i("ADD", t.i("ADD", neg, t.named("lens_digits", "INT")),
                 t.switch("INT", has_dot, 0, 1))
     labels = t.store(labels, "lens_chars", chars, "INT")
-    # A loupe facing the camera: spread about the lens centre, in front of it by Lift.
+    # A loupe facing the camera, Lift toward it from the lens centre (projected onto the
+    # matrix's face): it shows the cells under the lens as if seen head-on, j to the right
+    # and i downward, spread so the enlarged numbers keep apart. Numbers and disc share the
+    # loupe's plane, so none hides behind another or behind the cells.
     camera = t.node("GeometryNodeObjectInfo", Object=o["Camera"])
     turn = camera.outputs["Rotation"]
-    toward = t.v("NORMALIZE", t.v("SUBTRACT", camera.outputs["Location"], centre))
-    front = t.v("ADD", centre, t.v("SCALE", toward, o["Lift"]))
-    spread = t.v("ADD", front, t.v("SCALE", t.v("SUBTRACT", here, centre), o["Spread"]))
+    right = t.node("FunctionNodeRotateVector", Vector=(1.0, 0.0, 0.0), Rotation=turn).outputs[0]
+    up = t.node("FunctionNodeRotateVector", Vector=(0.0, 1.0, 0.0), Rotation=turn).outputs[0]
+    col_unit = t.v("NORMALIZE", o["Col Axis"])
+    row_unit = t.v("NORMALIZE", o["Row Axis"])
+    normal = t.v("NORMALIZE", t.v("CROSS_PRODUCT", col_unit, row_unit))
+
+    def dot(a, b):
+        node = t.node("ShaderNodeVectorMath", {"operation": "DOT_PRODUCT"})
+        t.set(node.inputs[0], a)
+        t.set(node.inputs[1], b)
+        return node.outputs["Value"]
+
+    on_face = t.v("SUBTRACT", centre,
+                  t.v("SCALE", normal, dot(t.v("SUBTRACT", centre, o["Origin"]), normal)))
+    toward = t.v("NORMALIZE", t.v("SUBTRACT", camera.outputs["Location"], on_face))
+    front = t.v("ADD", on_face, t.v("SCALE", toward, o["Lift"]))
+    rel = t.v("SUBTRACT", here, on_face)
+    across = t.v("SCALE", right, t.f("MULTIPLY", dot(rel, col_unit), o["Spread"]))
+    down = t.v("SCALE", up, t.f("MULTIPLY", dot(rel, row_unit), t.f("MULTIPLY", o["Spread"], -1.0)))
+    spread = t.v("ADD", front, t.v("ADD", across, down))
     labels = t.node("GeometryNodeSetPosition", Geometry=labels, Position=spread).outputs["Geometry"]
 
     # one point per character
@@ -226,8 +247,6 @@ def lens_group():
     advance = t.f("MULTIPLY", size, GLYPH_ADVANCE)
     x = t.f("MULTIPLY", t.f("SUBTRACT", c, t.f("MULTIPLY", t.named("lens_chars", "INT"), 0.5)),
             advance)
-    right = t.node("FunctionNodeRotateVector", Vector=(1.0, 0.0, 0.0), Rotation=turn).outputs[0]
-    up = t.node("FunctionNodeRotateVector", Vector=(0.0, 1.0, 0.0), Rotation=turn).outputs[0]
     offset = t.v("ADD", t.v("SCALE", right, x), t.v("SCALE", up, t.f("MULTIPLY", size, -0.36)))
     glyphs = t.node("GeometryNodeSetPosition", Geometry=glyphs, Offset=offset).outputs["Geometry"]
     atlas = t.node("GeometryNodeObjectInfo", Object=o["Glyphs"]).outputs["Geometry"]
@@ -250,8 +269,11 @@ def lens_group():
                   Value=o["Disc Color"]).outputs["Geometry"]
     disc = t.node("GeometryNodeSetMaterial", Geometry=disc,
                   Material=o["Disc Material"]).outputs["Geometry"]
+    # a disc on each face that shows numbers
+    shown = t.node("GeometryNodeAttributeDomainSize", {"component": "POINTCLOUD"}, Geometry=under)
+    has_numbers = t.cmp("GREATER_THAN", shown.outputs["Point Count"], 0)
     switch = t.node("GeometryNodeSwitch", {"input_type": "GEOMETRY"})
-    t.link(o["Disc"], switch.inputs["Switch"])
+    t.link(t.b("AND", o["Disc"], has_numbers), switch.inputs["Switch"])
     t.link(disc, switch.inputs["True"])
     disc = switch.outputs["Output"]
     join = t.node("GeometryNodeJoinGeometry")

@@ -26,6 +26,12 @@ from ..errors import MMError
 from . import cells, decor, lens_nodes, material, nodes
 
 LENS_MODIFIER = "mm_lens"
+def lens_lift(plan: LensPlan) -> float:
+    """How far the loupe is brought toward the camera: as far as it reaches across, so even
+    a face seen at a slant keeps the whole loupe in front of its cells and names."""
+    return float(plan.radius * plan.spread + 1.0)
+
+
 # The loupe's disc behind the numbers, per look: under light digits dark, under dark light.
 DISC_COLOR = {"dark": (0.0, 0.0, 0.0, 0.75), "paper": (1.0, 1.0, 1.0, 0.85)}
 SPOTLIGHT_MODIFIER = "mm_spotlight"
@@ -152,16 +158,16 @@ def lens(plan: LensPlan, collection, camera, look: str, tag: Tag | None = None):
                                      "Decimals": int(plan.decimals), "Camera": camera,
                                      "Matrix": n, "Glyphs": glyphs,
                                      "Spread": float(plan.spread),
-                                     "Lift": float(plan.radius * plan.spread + 1.0),
-                                     "Disc": n == 0, "Disc Material": material.decor_material(),
+                                     "Lift": lens_lift(plan), "Disc": True,
+                                     "Disc Material": material.decor_material(),
                                      "Disc Color": DISC_COLOR[look]})
         mod["mm_matrix"] = obj.name
     numbers["mm_matrices"] = [o.name for o in matrix_objects(collection)]
     return empty, numbers
 
 
-def add_lens(collection, *, radius: float = 3.0, text_size: float = 0.7, decimals: int = 2,
-             spread: float = 2.8, location=None, scene=None):
+def add_lens(collection, *, radius: float = 3.0, text_size: float = 0.84, decimals: int = 2,
+             spread: float = 3.15, location=None, scene=None):
     """The panel's "Add Lens": a lens over the root result's middle cell (or `location`)."""
     scene = scene or bpy.context.scene
     if collection is None or not collection.get("mm_root"):

@@ -360,13 +360,13 @@ def test_cycles_render_shows_the_numbers_inside_the_lens(tmp_path):
     without = _pixels(render_still(tmp_path / "without.png", **kw))
     changed = np.abs(with_lens - without).max(axis=2) > 0.15
     assert changed.sum() > 50
-    # where the loupe is on screen: in front of the lens centre, toward the camera
+    # where the loupe is on screen: over the face, in front of the lens centre
     from mathutils import Vector
     cam = scene.camera
     lens = plan.lens
     centre = Vector(bpy.data.objects["lens_px:lens"].location)
     toward = (cam.matrix_world.translation - centre).normalized()
-    front = centre + toward * (lens.radius * lens.spread + 1.0)
+    front = centre + toward * overlays.lens_lift(lens)
     right = cam.matrix_world.to_3x3() @ Vector((1, 0, 0))
     c = world_to_camera_view(scene, cam, front)
     rim = world_to_camera_view(scene, cam, front + right * (lens.radius * lens.spread + 2.0))
