@@ -34,6 +34,8 @@ GLYPHS_GROUP = "mm_lens_glyphs"
 GLYPHS = "0123456789-."          # index = the glyph a lens character picks
 GLYPH_MINUS, GLYPH_DOT = 10, 11
 GLYPH_ADVANCE = 0.6              # character advance, per unit of font size
+GLYPH_DOT_ADVANCE = 0.3          # the point's
+GLYPH_MINUS_ADVANCE = 0.35       # the minus's
 
 # Roles of a matrix under the spotlight (input Role of mm_spotlight).
 ROLE_OTHER, ROLE_LEFT, ROLE_RIGHT, ROLE_RESULT = 0, 1, 2, 3
@@ -220,8 +222,12 @@ def lens_group():
 
     on_face = t.v("SUBTRACT", centre,
                   t.v("SCALE", normal, dot(t.v("SUBTRACT", centre, o["Origin"]), normal)))
-    toward = t.v("NORMALIZE", t.v("SUBTRACT", camera.outputs["Location"], on_face))
-    front = t.v("ADD", on_face, t.v("SCALE", toward, o["Lift"]))
+    to_camera = t.v("SUBTRACT", camera.outputs["Location"], on_face)
+    toward = t.v("NORMALIZE", to_camera)
+    # never more than 0.4 of the way to the camera (a small scene seen from close by)
+    distance = t.node("ShaderNodeVectorMath", {"operation": "LENGTH"}, Vector=to_camera)
+    lift = t.f("MINIMUM", o["Lift"], t.f("MULTIPLY", distance.outputs["Value"], 0.4))
+    front = t.v("ADD", on_face, t.v("SCALE", toward, lift))
     rel = t.v("SUBTRACT", here, on_face)
     across = t.v("SCALE", right, t.f("MULTIPLY", dot(rel, col_unit), o["Spread"]))
     down = t.v("SCALE", up, t.f("MULTIPLY", dot(rel, row_unit), t.f("MULTIPLY", o["Spread"], -1.0)))
@@ -245,8 +251,20 @@ def lens_group():
     glyphs = t.store(glyphs, "lens_glyph", glyph, "INT")
     size = o["Text Size"]
     advance = t.f("MULTIPLY", size, GLYPH_ADVANCE)
-    x = t.f("MULTIPLY", t.f("SUBTRACT", c, t.f("MULTIPLY", t.named("lens_chars", "INT"), 0.5)),
-            advance)
+    # monospaced digits; the point and the minus are narrower; the number is centred
+    dot_slot = t.i("ADD", neg, intd)
+    narrow_dot = t.f("MULTIPLY", size, GLYPH_ADVANCE - GLYPH_DOT_ADVANCE)
+    narrow_minus = t.f("MULTIPLY", size, GLYPH_ADVANCE - GLYPH_MINUS_ADVANCE)
+    after_dot = t.b("AND", has_dot, t.cmp("GREATER_THAN", c, dot_slot))
+    after_minus = t.b("AND", t.cmp("EQUAL", neg, 1), t.cmp("GREATER_THAN", c, 0))
+    is_neg = t.cmp("EQUAL", neg, 1)
+    width = t.f("SUBTRACT", t.f("MULTIPLY", t.named("lens_chars", "INT"), advance),
+                t.f("ADD", t.switch("FLOAT", has_dot, 0.0, narrow_dot),
+                    t.switch("FLOAT", is_neg, 0.0, narrow_minus)))
+    shift = t.f("ADD", t.switch("FLOAT", after_dot, 0.0, narrow_dot),
+                t.switch("FLOAT", after_minus, 0.0, narrow_minus))
+    x = t.f("SUBTRACT", t.f("SUBTRACT", t.f("MULTIPLY", c, advance), shift),
+            t.f("MULTIPLY", width, 0.5))
     offset = t.v("ADD", t.v("SCALE", right, x), t.v("SCALE", up, t.f("MULTIPLY", size, -0.36)))
     glyphs = t.node("GeometryNodeSetPosition", Geometry=glyphs, Offset=offset).outputs["Geometry"]
     atlas = t.node("GeometryNodeObjectInfo", Object=o["Glyphs"]).outputs["Geometry"]

@@ -27,9 +27,9 @@ from . import cells, decor, lens_nodes, material, nodes
 
 LENS_MODIFIER = "mm_lens"
 def lens_lift(plan: LensPlan) -> float:
-    """How far the loupe is brought toward the camera: as far as it reaches across, so even
-    a face seen at a slant keeps the whole loupe in front of its cells and names."""
-    return float(plan.radius * plan.spread + 1.0)
+    """How far the loupe is brought toward the camera: twice as far as it reaches across
+    (numbers included), so even a face seen at a slant stays behind the whole loupe."""
+    return float(2 * (plan.radius * plan.spread + 2 * plan.text_size) + 1.0)
 
 
 # The loupe's disc behind the numbers, per look: under light digits dark, under dark light.
