@@ -31,8 +31,9 @@ LENS_GROUP = "mm_lens"
 SPOTLIGHT_GROUP = "mm_spotlight"
 SPOTLIGHT_PRODUCTS_GROUP = "mm_spotlight_products"
 GLYPHS_GROUP = "mm_lens_glyphs"
-GLYPHS = "0123456789-."          # index = the glyph a lens character picks
+GLYPHS = "0123456789-.ainf"      # index = the glyph a lens character picks
 GLYPH_MINUS, GLYPH_DOT = 10, 11
+SPECIAL_NAN, SPECIAL_INF = 1, 2
 GLYPH_ADVANCE = 0.6              # character advance, per unit of font size
 GLYPH_DOT_ADVANCE = 0.3          # the point's
 GLYPH_MINUS_ADVANCE = 0.35       # the minus's
@@ -181,14 +182,29 @@ def lens_group():
 
     # The number as shown, digit by digit (no strings per frame: the glyphs are filled once,
     # in the glyphs object). lens_value is the value at the shown precision, minus zero as 0.
-    d = o["Decimals"]
-    scale = _pow10(t, d)
     value = t.named("value")
+    magnitude = t.f("ABSOLUTE", value)
+    # NaN is written "nan" and inf "inf" (cells show them too); a number too long for 32-bit
+    # digits drops decimals (below 1e9 it always fits)
+    # NaN is the one value neither below zero nor at or above it
+    is_nan = t.b("NOR", t.cmp("LESS_THAN", value, 0.0, "FLOAT"),
+                 t.cmp("GREATER_EQUAL", value, 0.0, "FLOAT"))
+    is_inf = t.b("AND", t.b("NOT", is_nan), t.cmp("GREATER_THAN", magnitude, 3.0e38, "FLOAT"))
+    special = t.b("OR", is_nan, is_inf)
+    fits = t.cmp("LESS_THAN", t.f("MULTIPLY", magnitude, _pow10(t, o["Decimals"])), 1.0e9,
+                 "FLOAT")
+    d = t.switch("INT", fits, 0, o["Decimals"])
+    d = t.switch("INT", special, d, 0)
+    labels = t.store(under, "lens_decimals", d, "INT")
+    d = t.named("lens_decimals", "INT")
+    scale = _pow10(t, d)
     shown = t.f("ADD", t.f("DIVIDE", t.f("ROUND", t.f("MULTIPLY", value, scale)), scale), 0.0)
-    labels = t.store(under, "lens_value", shown)
+    labels = t.store(labels, "lens_value", shown)
     labels = t.store(labels, "lens_matrix", o["Matrix"], "INT")
-    n_int = t.f("ROUND", t.f("MULTIPLY", t.f("ABSOLUTE", value), scale))
+    n_int = t.switch("FLOAT", special, t.f("ROUND", t.f("MULTIPLY", magnitude, scale)), 0.0)
     labels = t.store(labels, "lens_n", n_int, "INT")
+    labels = t.store(labels, "lens_special", t.switch("INT", is_nan, t.switch(
+        "INT", is_inf, 0, SPECIAL_INF), SPECIAL_NAN), "INT")
     negative = t.cmp("LESS_THAN", t.named("lens_value"), 0.0, "FLOAT")
     labels = t.store(labels, "lens_neg", t.switch("INT", negative, 0, 1), "INT")
     n = t.named("lens_n", "INT")
@@ -198,9 +214,12 @@ def lens_group():
     total = t.i("MAXIMUM", digits, t.i("ADD", d, 1))          # digits written, at least 0.x
     labels = t.store(labels, "lens_digits", total, "INT")
     neg = t.named("lens_neg", "INT")
-    has_dot = t.cmp("GREATER_THAN", d, 0)
+    kind = t.named("lens_special", "INT")
+    special = t.cmp("GREATER_THAN", kind, 0)
+    has_dot = t.b("AND", t.cmp("GREATER_THAN", d, 0), t.b("NOT", special))
     chars = t.i("ADD", t.i("ADD", neg, t.named("lens_digits", "INT")),
                 t.switch("INT", has_dot, 0, 1))
+    chars = t.switch("INT", special, chars, t.i("ADD", neg, 3))     # [-]inf, nan
     labels = t.store(labels, "lens_chars", chars, "INT")
     # A loupe facing the camera, Lift toward it from the lens centre (projected onto the
     # matrix's face): it shows the cells under the lens as if seen head-on, j to the right
@@ -248,6 +267,12 @@ def lens_group():
     digit = t.i("FLOORED_MODULO", t.i("DIVIDE_FLOOR", t.named("lens_n", "INT"),
                                       t.i("POWER", 10, t.i("MAXIMUM", k, 0))), 10)
     glyph = t.switch("INT", is_minus, t.switch("INT", is_dot, digit, GLYPH_DOT), GLYPH_MINUS)
+    # the letters of nan / inf, by slot after the sign
+    nan_letter = t.switch("INT", t.cmp("EQUAL", cp, 1), GLYPHS.index("n"), GLYPHS.index("a"))
+    inf_letter = t.switch("INT", t.cmp("EQUAL", cp, 0), t.switch(
+        "INT", t.cmp("EQUAL", cp, 1), GLYPHS.index("f"), GLYPHS.index("n")), GLYPHS.index("i"))
+    letter = t.switch("INT", t.cmp("EQUAL", kind, SPECIAL_NAN), inf_letter, nan_letter)
+    glyph = t.switch("INT", t.b("AND", special, t.b("NOT", is_minus)), glyph, letter)
     glyphs = t.store(glyphs, "lens_glyph", glyph, "INT")
     size = o["Text Size"]
     advance = t.f("MULTIPLY", size, GLYPH_ADVANCE)
@@ -272,7 +297,7 @@ def lens_group():
     inst = t.node("GeometryNodeInstanceOnPoints", Points=glyphs, Instance=atlas,
                   Pick_Instance=True, Instance_Index=t.named("lens_glyph", "INT"),
                   Rotation=turn, Scale=scale_vec).outputs["Instances"]
-    for name in ("lens_n", "lens_neg", "lens_digits"):
+    for name in ("lens_n", "lens_neg", "lens_digits", "lens_special", "lens_decimals"):
         inst = t.node("GeometryNodeRemoveAttribute", Geometry=inst, Name=name).outputs[0]
     # the disc: translucent, behind the numbers (dark under light digits, light under dark
     # ones), a little larger than the loupe

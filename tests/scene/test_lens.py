@@ -24,7 +24,7 @@ from mm_blender.scene import build as buildmod
 from mm_blender.scene import overlays
 
 DECIMALS = 2
-GLYPHS = "0123456789-."      # scene/lens_nodes.GLYPHS: the glyph index of each character
+GLYPHS = "0123456789-.ainf"  # scene/lens_nodes.GLYPHS: the glyph index of each character
 
 
 def scene(name, shape="cube", seed=0, alg="none", blocks=(1, 1, 1), **deco):
@@ -224,6 +224,7 @@ def test_the_glyphs_are_the_characters_they_stand_for(played):
     assert size["-"][0] > 2 * size["-"][1] and size["-"][1] < 0.2
     assert max(size["."]) < 0.2 and glyphs[GLYPHS.index(".")]["max"][1] < 0.2
     assert glyphs[GLYPHS.index("-")]["min"][1] > 0.1
+    assert size["i"][0] < 0.6 * size["n"][0] and size["f"][1] > size["a"][1]
 
 
 def test_moving_the_lens_by_a_keyframe_changes_which_cells_show(played):
@@ -313,6 +314,42 @@ def test_axes_present_when_asked(played):
     assert sorted(rec[f"lens_cube:label:axis.{a}"]["body"] for a in "ijk") == ["i", "j", "k"]
     assert not any(n.startswith("lens_sphere:axes") or n.startswith("lens_sphere:label:axis")
                    for n in out["objects"])
+
+
+def _lens_text(numbers) -> dict:
+    """{cell index: the text drawn} from the characters' instance attributes."""
+    text: dict = {}
+    for i, slot, glyph in zip(numbers["lens_index"], numbers["lens_slot"], numbers["lens_glyph"]):
+        text.setdefault(i, {})[slot] = GLYPHS[glyph]
+    return {i: "".join(c[k] for k in sorted(c)) for i, c in text.items()}
+
+
+def _instances(obj) -> dict:
+    dg = bpy.context.evaluated_depsgraph_get()
+    gs = obj.evaluated_get(dg).evaluated_geometry()
+    pc = gs.instances_pointcloud()
+    out = {"n": len(pc.points)}
+    for name in ("lens_index", "lens_slot", "lens_glyph", "lens_value"):
+        attr = pc.attributes[name]
+        buf = np.empty(len(pc.points), np.float32 if attr.data_type == "FLOAT" else np.int32)
+        attr.data.foreach_get("value", buf)
+        out[name] = buf.tolist()
+    return out
+
+
+@pytest.mark.parametrize("value, text", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf"),
+                                         (-0.001, "0.00"), (12345.67, "12345.67"),
+                                         (2.5e7, "25000000"), (-7.0, "-7.00")])
+def test_the_lens_writes_nan_inf_and_big_numbers(matmul_plan, value, text):
+    from mm_blender.core.plan import LensPlan
+    plan = matmul_plan(name="special")
+    result = plan.matrix("L@R")
+    result.values[7] = value                   # cell (1, 2)
+    plan.lens = LensPlan(position=result.positions[7].astype(np.float64), radius=0.5,
+                         text_size=0.5, decimals=2, spread=2.0)
+    buildmod.build(plan)
+    numbers = _instances(bpy.data.objects["special:lens_numbers"])
+    assert _lens_text(numbers) == {7: text}
 
 
 def test_add_lens_to_a_build_and_not_twice():
