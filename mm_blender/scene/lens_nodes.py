@@ -4,8 +4,10 @@ scene/nodes.py and shared by every build (`mm_shared`).
     mm_lens               on `<build>:lens_numbers`, one modifier per matrix: the matrix's
                           cells within the lens's radius (only the rows and columns the radius
                           reaches are read, then an exact distance test on those points),
-                          each drawn as its value in digits facing the camera: one instance
-                          per character, a glyph of mm_lens_glyphs. Instance attributes
+                          each drawn as its value in digits on a loupe facing the camera (the
+                          cells as if seen head-on, spread by the magnification, over a
+                          translucent disc): one instance per character, a glyph of
+                          mm_lens_glyphs (nan and inf spelt out). Instance attributes
                           lens_value (the value at the shown precision), lens_index (the
                           cell, row-major), lens_matrix, lens_chars, lens_slot, lens_glyph
     mm_lens_glyphs        on the hidden `<build>:lens_glyphs`: the characters of GLYPHS from
@@ -34,6 +36,7 @@ GLYPHS_GROUP = "mm_lens_glyphs"
 GLYPHS = "0123456789-.ainf"      # index = the glyph a lens character picks
 GLYPH_MINUS, GLYPH_DOT = 10, 11
 SPECIAL_NAN, SPECIAL_INF = 1, 2
+GLYPHS_INPUTS = {"Material": "Socket_2"}
 GLYPH_ADVANCE = 0.6              # character advance, per unit of font size
 GLYPH_DOT_ADVANCE = 0.3          # the point's
 GLYPH_MINUS_ADVANCE = 0.35       # the minus's
@@ -338,6 +341,9 @@ def glyphs_group():
     _socket(group, "Geometry", "INPUT", "NodeSocketGeometry")
     _socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
     _socket(group, "Material", "INPUT", "NodeSocketMaterial")
+    ids = {i.name: i.identifier for i in group.interface.items_tree
+           if getattr(i, "in_out", "") == "INPUT" and i.name != "Geometry"}
+    assert ids == GLYPHS_INPUTS, ids
     t = _Net(group)
     gin = t.node("NodeGroupInput")
     # one String to Curves per character, filled, then one instance each in GLYPHS order

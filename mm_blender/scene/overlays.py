@@ -6,7 +6,8 @@ from scene/lens_nodes.py). A handful of objects whatever the number of cells:
                             cubes or spheres)
     <build>:lens            Empty the user moves (or keyframes); X scale scales the radius
     <build>:lens_numbers    the numbers, one `mm_lens.<key>` modifier per matrix
-    <build>:lens_glyphs     hidden: the digits, filled once, that the numbers instance
+    <build>:lens_glyphs     hidden: the digits (and nan/inf letters), filled once, that the
+                            numbers instance
     <build>:spotlight       Empty on the spotlit result cell (keyframe it to walk cells)
     <build>:spotlight_products  the cell's k products inside the cube (interior spotlight)
     <build>:axes, <build>:axes_heads, <build>:label:axis.i/j/k   arrows and letters
@@ -26,16 +27,17 @@ from ..errors import MMError
 from . import cells, decor, lens_nodes, material, nodes
 
 LENS_MODIFIER = "mm_lens"
-def lens_lift(plan: LensPlan) -> float:
-    """How far the loupe is brought toward the camera: twice as far as it reaches across
-    (numbers included), so even a face seen at a slant stays behind the whole loupe."""
-    return float(2 * (plan.radius * plan.spread + 2 * plan.text_size) + 1.0)
-
-
+SPOTLIGHT_MODIFIER = "mm_spotlight"
 # The loupe's disc behind the numbers, per look: under light digits dark, under dark light.
 DISC_COLOR = {"dark": (0.0, 0.0, 0.0, 0.75), "paper": (1.0, 1.0, 1.0, 0.85)}
-SPOTLIGHT_MODIFIER = "mm_spotlight"
 Tag = Callable[[object, str], object]
+
+
+def lens_lift(plan: LensPlan) -> float:
+    """How far the loupe is brought toward the camera: twice as far as it reaches across
+    (numbers included), so even a face seen at a slant stays behind the whole loupe (the
+    node group keeps it within 0.4 of the way to the camera)."""
+    return float(2 * (plan.radius * plan.spread + 2 * plan.text_size) + 1.0)
 
 
 def _collection_tag(collection) -> Tag:
@@ -145,24 +147,26 @@ def lens(plan: LensPlan, collection, camera, look: str, tag: Tag | None = None):
     tag(glyphs, name)
     glyphs["mm_role"] = "lens_glyphs"
     glyphs.hide_viewport = glyphs.hide_render = glyphs.hide_select = True
-    nodes.add_modifier(glyphs, lens_nodes.glyphs_group(), "mm_lens_glyphs", {"Material": "Socket_2"},
-                       {"Material": mat})
+    nodes.add_modifier(glyphs, lens_nodes.glyphs_group(), "mm_lens_glyphs",
+                       lens_nodes.GLYPHS_INPUTS, {"Material": mat})
     glyphs.data.materials.append(mat)
     for n, obj in enumerate(matrix_objects(collection)):
-        mod = nodes.add_modifier(numbers, lens_nodes.lens_group(), f"{LENS_MODIFIER}.{obj['mm_key']}",
-                                 lens_nodes.LENS_INPUTS, {
+        mod = nodes.add_modifier(numbers, lens_nodes.lens_group(),
+                                 f"{LENS_MODIFIER}.{obj['mm_key']}", lens_nodes.LENS_INPUTS, {
                                      **grid_of(cells.read_positions(obj), int(obj["mm_rows"]),
                                                int(obj["mm_cols"])),
                                      "Source": points_object(collection, obj, tag), "Lens": empty,
-                                     "Radius": float(plan.radius), "Text Size": float(plan.text_size),
+                                     "Radius": float(plan.radius),
+                                     "Text Size": float(plan.text_size),
                                      "Decimals": int(plan.decimals), "Camera": camera,
                                      "Matrix": n, "Glyphs": glyphs,
                                      "Spread": float(plan.spread),
                                      "Lift": lens_lift(plan), "Disc": True,
                                      "Disc Material": material.decor_material(),
                                      "Disc Color": DISC_COLOR[look]})
-        mod["mm_matrix"] = obj.name
-    numbers["mm_matrices"] = [o.name for o in matrix_objects(collection)]
+        mod["mm_matrix"] = obj["mm_key"]
+    # lens_matrix n is the n-th of these matrix keys (keys, not names: a rebuild renames)
+    numbers["mm_matrices"] = [o["mm_key"] for o in matrix_objects(collection)]
     return empty, numbers
 
 

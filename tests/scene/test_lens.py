@@ -188,8 +188,7 @@ def test_lens_shows_exactly_the_cells_in_its_radius_with_their_values(played, na
     rec = played["out"]["frames"][str(frame)]
     lens = rec[f"{name}:lens"]
     numbers = rec[f"{name}:lens_numbers"]["instances"]
-    assert played["out"]["matrices"][f"{name}:lens_numbers"] == [
-        f"{name}:{m.key}" for m in plan.matrices]
+    assert played["out"]["matrices"][f"{name}:lens_numbers"] == [m.key for m in plan.matrices]
     want = _expected_lens(plan, np.asarray(lens["location"]), plan.lens.radius * lens["scale"][0])
     assert len(want) > 3
     # one instance per character: group them by cell, read the text in slot order
@@ -350,6 +349,21 @@ def test_the_lens_writes_nan_inf_and_big_numbers(matmul_plan, value, text):
     buildmod.build(plan)
     numbers = _instances(bpy.data.objects["special:lens_numbers"])
     assert _lens_text(numbers) == {7: text}
+
+
+def test_a_rebuild_replaces_lens_spotlight_and_axes():
+    spec = specmod.from_dict(scene("again", axes=True))
+    plan = make_plan(spec, evaluate(spec))
+    buildmod.build(plan)
+    first = sorted(o.name for o in bpy.data.objects)
+    buildmod.build(plan)
+    assert sorted(o.name for o in bpy.data.objects) == first
+    for name in ("again:lens", "again:lens_numbers", "again:spotlight", "again:axes",
+                 "again:spotlight_products"):
+        assert name in bpy.data.objects
+    numbers = _instances(bpy.data.objects["again:lens_numbers"])
+    assert numbers["n"] > 0
+    assert bpy.data.objects["again:lens_numbers"]["mm_matrices"][0] == plan.matrices[0].key
 
 
 def test_add_lens_to_a_build_and_not_twice():
