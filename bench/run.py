@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import bench_core  # noqa: E402
 import bench_render  # noqa: E402
+import bench_lens  # noqa: E402
 import bench_scene  # noqa: E402
 import bench_sweep_models  # noqa: E402
 
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     sections.append(bench_core.markdown(bench_core.run()))
     print("scene ...", file=sys.stderr, flush=True)
     sections.append(bench_scene.markdown(bench_scene.run(quick=args.quick, render=not args.quick)))
+    print("lens ...", file=sys.stderr, flush=True)
+    sections.append(bench_lens.markdown(bench_lens.run()))
     print("sweep and models ...", file=sys.stderr, flush=True)
     sections.append(bench_sweep_models.markdown(bench_sweep_models.run()))
     print("render ...", file=sys.stderr, flush=True)

@@ -113,6 +113,44 @@ class LabelPlan:
 
 
 @dataclass
+class LensPlan:
+    """mm's magnifier lens: cells within `radius` of `position` show their values."""
+    position: np.ndarray     # (3,) where the lens starts (a cell of the root result)
+    radius: float            # in cells
+    text_size: float         # height of the numbers' font, in cells
+    decimals: int            # digits after the point
+    spread: float = 1.0      # the loupe: numbers at centre + (cell - centre) * spread
+
+
+@dataclass
+class SpotlightPlan:
+    """mm's spotlight, set: result cell (row, col) of one matmul, its left row, right column
+    and (interior) its k products stand out; every other cell is dimmed to `dim`."""
+    result: str              # key of the result matrix
+    left: str
+    right: str
+    row: int
+    col: int
+    position: np.ndarray     # (3,) centre of the result cell
+    dim: float               # brightness of the rest (0..1)
+    interior: bool           # draw the k products inside the cube
+    products_absmin: float = 0.0    # the products' colour range (as the sweep's)
+    products_absmax: float = 1.0
+    table_colors: np.ndarray | None = None   # the colour rule as a table (overlays.colour_table)
+    table_sizes: np.ndarray | None = None
+
+
+@dataclass
+class AxesPlan:
+    """mm's i, j, k axis arrows with their letters, from the root cube's corner."""
+    origin: np.ndarray       # (3,)
+    directions: np.ndarray   # (3, 3) unit vectors of i, j, k
+    length: float
+    letters: tuple = ("i", "j", "k")
+    colors: tuple = ()       # RGBA (linear) per axis
+
+
+@dataclass
 class ScenePlan:
     name: str                # preset name (the collection's name)
     matrices: list[MatrixPlan]
@@ -127,6 +165,9 @@ class ScenePlan:
     view: str = "mm"
     title: str = ""          # the expression
     camera_direction: tuple = ()   # preset's own "mm" view direction (target -> camera)
+    lens: LensPlan | None = None
+    spotlight: SpotlightPlan | None = None
+    axes: AxesPlan | None = None
 
     def cell_count(self) -> int:
         return int(sum(m.rows * m.cols for m in self.matrices))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import colour
+from . import colour, overlays
 from . import expr as exprmod
 from .evaluate import Values
 from .layout import Layout, MatLayout, block_info, block_ranges, compute_layout
@@ -222,7 +222,9 @@ def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> Scene
         bounds_max=allp.max(axis=0).astype(np.float32),
         cell_shape=spec.viz.cell_shape, background=spec.look.background,
         view=spec.look.view, title=spec.expr,
-        camera_direction=tuple(float(c) for c in spec.look.camera))
+        camera_direction=tuple(float(c) for c in spec.look.camera),
+        lens=overlays.lens_plan(spec, matrices), spotlight=overlays.spotlight_plan(spec, matrices),
+        axes=overlays.axes_plan(spec, cubes))
 
 
 def plan_from_spec(spec: Spec, overrides=None, allow_network: bool = True) -> ScenePlan:

@@ -141,6 +141,20 @@ class DecoSpec:
     row_guides: float = 0.6     # lightness of row guide lines (0: none)
     flow_guides: float = 0.5    # flow guide triangles (0: none)
     outlines: bool = True       # thin cube outlines
+    # mm's magnifier lens: an Empty the user moves; cells within its radius show their values
+    lens: bool = False
+    lens_size: float = 0.5      # mm's lens size: the radius is LENS_CELLS_PER_SIZE x this, in cells
+    magnification: float = 7    # mm's: the numbers' font is LENS_TEXT_PER_MAGNIFICATION x this
+    lens_decimals: int = 2      # digits after the point of the numbers shown
+    lens_row: int = -1          # the root result's cell the lens starts over (-1: the middle)
+    lens_col: int = -1
+    # mm's hover spotlight, set instead: result cell (spotlight_row, spotlight_col) of a matmul
+    spotlight: float = 2        # mm's: how far the rest is dimmed (to 1 / (1 + spotlight))
+    spotlight_row: int = -1     # -1: no spotlight
+    spotlight_col: int = -1
+    spotlight_matmul: str = ""  # "" : the root
+    interior_spotlight: bool = False   # mm's: the k products of the cell inside the cube too
+    axes: bool = False          # mm's i, j, k axis arrows with their letters
 
 
 @dataclass
@@ -388,6 +402,7 @@ def validate(spec: Spec) -> None:
         _range(m.head, 0, 10_000, f"{o}: model.head")
         _range(m.tokens, 2, 1_000_000, f"{o}: model.tokens")
         _range(m.rope_theta, 1, 1e12, f"{o}: model.rope_theta")
+    validate_deco(spec)
     _check_choice(spec.look.background, LOOKS, f"{o}: look.background")
     _check_choice(spec.look.view, VIEWS, f"{o}: look.view")
     if spec.look.camera and not any(spec.look.camera):
@@ -435,6 +450,37 @@ def validate(spec: Spec) -> None:
             _check_choice(p.right_placement, RIGHT_PLACEMENTS, f"{where}.right_placement")
             _check_choice(p.result_placement, RESULT_PLACEMENTS, f"{where}.result_placement")
     check_shapes(spec)
+
+
+LENS_CELLS_PER_SIZE = 6.0            # mm's default lens size 0.5: a radius of 3 cells
+# mm's lens is a loupe: under magnification 7 the numbers' font is 0.84 cells and they sit
+# 3.15 cells apart (spread about the lens centre), so they are enlarged and keep apart
+LENS_TEXT_PER_MAGNIFICATION = 0.12
+LENS_SPREAD_PER_MAGNIFICATION = 0.45
+
+
+def validate_deco(spec: Spec) -> None:
+    """The lens and spotlight settings: ranges, and cells that exist."""
+    o, D = spec.origin, spec.deco
+    _range(D.lens_size, 0.01, 100, f"{o}: deco.lens_size")
+    _range(D.magnification, 0.1, 100, f"{o}: deco.magnification")
+    _range(D.lens_decimals, 0, 6, f"{o}: deco.lens_decimals")
+    _range(D.spotlight, 0, 100, f"{o}: deco.spotlight")
+    rows, cols = spec.shape(spec.tree)
+    for key, n in (("lens_row", rows), ("lens_col", cols)):
+        _range(getattr(D, key), -1, n - 1, f"{o}: deco.{key} (the root result is {rows}x{cols})")
+    if D.spotlight_matmul and D.spotlight_matmul not in {m.name for m in exprmod.matmuls(spec.tree)}:
+        raise MMError(f"{o}: deco.spotlight_matmul: {D.spotlight_matmul!r} is not a matmul of the "
+                      f"expression; matmuls are "
+                      f"{', '.join(repr(m.name) for m in exprmod.matmuls(spec.tree))}")
+    if (D.spotlight_row < 0) != (D.spotlight_col < 0):
+        raise MMError(f"{o}: deco.spotlight_row and deco.spotlight_col go together "
+                      f"(both -1: no spotlight), got {D.spotlight_row} and {D.spotlight_col}")
+    node = next((m for m in exprmod.matmuls(spec.tree)
+                 if m.name == (D.spotlight_matmul or spec.tree.name)), spec.tree)
+    rows, cols = spec.shape(node)
+    for key, n in (("spotlight_row", rows), ("spotlight_col", cols)):
+        _range(getattr(D, key), -1, n - 1, f"{o}: deco.{key} ({node.name!r} is {rows}x{cols})")
 
 
 def leaf_inits() -> tuple[str, ...]:

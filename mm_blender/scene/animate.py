@@ -44,11 +44,11 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core import colour
+from ..core import colour, overlays
 from ..core.evaluate import POINTWISE_EPILOGUES, pointwise_part
 from ..core.plan import CubePlan, MatrixPlan, ScenePlan
 from ..core.spec import Spec
-from ..core.sweep import MatmulSweep, Schedule, make_schedule, product_range
+from ..core.sweep import MatmulSweep, Schedule, make_schedule
 from . import cells, nodes, sweep_nodes
 
 SWEEP_MODIFIER = "mm_sweep"
@@ -191,16 +191,9 @@ COLOUR_TABLE_SIZE = 4096
 
 
 def colour_table(viz, n: int = COLOUR_TABLE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """(2n, 4) colours and (2n,) sizes of the build's colour rule for values -u^2 (first n)
-    and +u^2 (last n), u = 0 .. 1, against the range 0 .. 1. Both rules depend on a value
-    only through its sign and sqrt(v), v its magnitude within the range, so Geometry Nodes
-    finds any value's colour at round(sqrt(v) * (n - 1)) (+ n if positive): at most
-    1/(2n - 2) off in sqrt(v), far below what an 8-bit image shows."""
-    u = np.linspace(0.0, 1.0, n)
-    mag = np.maximum(u * u, 1e-30)           # u = 0 is the smallest non-zero value, drawn
-    x = np.concatenate([-mag, mag])
-    rng = colour.Range(0.0, 1.0)
-    return colour.colors(x, rng, viz), colour.sizes(x, rng, viz)
+    """The build's colour rule as a table (core/overlays.py: at most 1/(2n - 2) off in
+    sqrt(v), far below what an 8-bit image shows)."""
+    return overlays.colour_table(viz, n)
 
 
 def _colour_inputs(rng: colour.Range, table) -> dict:
@@ -208,16 +201,7 @@ def _colour_inputs(rng: colour.Range, table) -> dict:
             "Table Size": COLOUR_TABLE_SIZE}
 
 
-def _products_range(left: np.ndarray, right: np.ndarray, viz, gmax: float) -> colour.Range:
-    """What products are coloured against: mm gives each intermediate plane the matrix
-    rule with its own values (superlocal as local); ours are all of the matmul's products,
-    whose largest magnitude costs O(n) (core.sweep.product_range)."""
-    local = product_range(left, right)
-    if viz.sensitivity == "global":
-        return colour.Range(0.0, gmax)
-    if viz.sensitivity == "semilocal":
-        return colour.Range(0.0, float(np.sqrt(local * gmax)))
-    return colour.Range(0.0, local)
+_products_range = overlays.products_range
 
 
 # --- per matmul -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import bpy
 from ..core.plan import ScenePlan
 from ..errors import MMError
 from . import camera as cameramod
-from . import cells, decor, material, nodes
+from . import cells, decor, material, nodes, overlays
 
 Progress = Callable[[float, str], None]
 
@@ -182,6 +182,7 @@ def build(plan: ScenePlan, *, look: str | None = None, view: str | None = None,
             name = object_name(plan.name, f"label:{label.key}")
             tag(decor.label_object(name, label, material=label_mat, camera=cam,
                                    collection=coll), name)
+        overlays.add(plan, coll, cam, look, tag)
         report(0.95, "scene")
         world = material.world(look)
     except BaseException:

@@ -60,6 +60,23 @@ def clear(scene) -> int:
     return len(names)
 
 
+def add_lens(scene, settings=None):
+    """A lens over the newest build's result, sized by the panel's lens size and
+    magnification; returns the lens Empty."""
+    from ..scene import overlays
+    settings = settings or settings_of(scene)
+    found = builds(scene)
+    if not found:
+        raise MMError("Add Lens needs a built mm scene: build one first")
+    d = settings.deco
+    empty, _numbers = overlays.add_lens(
+        found[-1], radius=d.lens_size * specmod.LENS_CELLS_PER_SIZE,
+        text_size=d.magnification * specmod.LENS_TEXT_PER_MAGNIFICATION,
+        decimals=d.lens_decimals,
+        spread=max(1.0, d.magnification * specmod.LENS_SPREAD_PER_MAGNIFICATION), scene=scene)
+    return empty
+
+
 def frame_camera(scene, view: str | None = None) -> None:
     """Reframe the build's camera for the render's aspect ratio (and the panel's view)."""
     from ..scene import camera as cameramod

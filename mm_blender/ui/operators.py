@@ -84,6 +84,18 @@ class MM_OT_frame_camera(_MMOperator, bpy.types.Operator):
         return None
 
 
+class MM_OT_add_lens(_MMOperator, bpy.types.Operator):
+    """Add mm's magnifier lens to the build: move the Empty and the cells under it show
+    their values"""
+    bl_idname = "mm.add_lens"
+    bl_label = "Add Lens"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context):
+        empty = actions.add_lens(context.scene, settings_of(context.scene))
+        return f"added {empty.name}: move it over the cells to read their values"
+
+
 class MM_OT_render_still(_MMOperator, bpy.types.Operator):
     """Render the scene's camera view to the still image path"""
     bl_idname = "mm.render_still"
@@ -188,6 +200,6 @@ class MM_OT_trace_file(_MMOperator, bpy.types.Operator):
                 + (f"; other trees: {others}" if others else ""))
 
 
-CLASSES = (MM_OT_load_preset, MM_OT_build, MM_OT_clear, MM_OT_frame_camera, MM_OT_render_still,
-           MM_OT_render_animation, MM_OT_import_link, MM_OT_save_preset, MM_OT_delete_preset,
-           MM_OT_trace_file)
+CLASSES = (MM_OT_load_preset, MM_OT_build, MM_OT_clear, MM_OT_frame_camera, MM_OT_add_lens,
+           MM_OT_render_still, MM_OT_render_animation, MM_OT_import_link, MM_OT_save_preset,
+           MM_OT_delete_preset, MM_OT_trace_file)

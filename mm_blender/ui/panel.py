@@ -229,8 +229,31 @@ class MM_PT_look(_MMPanel, bpy.types.Panel):
             col.prop(deco, key)
         col.prop(deco, "shape_labels")
         col.prop(deco, "outlines")
-        for group in (settings.look, viz, deco):
+        for group in (settings.look, viz):
             _extra(layout, group)
+
+
+class MM_PT_lens(_MMPanel, bpy.types.Panel):
+    bl_idname = "MM_PT_lens"
+    bl_parent_id = "MM_PT_main"
+    bl_label = "Lens, Spotlight, Axes"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        deco = settings_of(context.scene).deco
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column(heading="Lens", align=True)
+        col.prop(deco, "lens", text="Build With Lens")
+        for key in ("lens_size", "magnification", "lens_decimals", "lens_row", "lens_col"):
+            col.prop(deco, key)
+        layout.operator("mm.add_lens", icon="VIEWZOOM")
+        col = layout.column(heading="Spotlight", align=True)
+        for key in ("spotlight_row", "spotlight_col", "spotlight_matmul", "spotlight"):
+            col.prop(deco, key)
+        col.prop(deco, "interior_spotlight")
+        layout.prop(deco, "axes")
+        _extra(layout, deco)
 
 
 class MM_PT_model(_MMPanel, bpy.types.Panel):
@@ -336,5 +359,5 @@ class MM_PT_selection(_MMPanel, bpy.types.Panel):
 
 
 CLASSES = (MM_UL_nodes, MM_PT_main, MM_PT_matrices, MM_PT_selection, MM_PT_layout,
-           MM_PT_partition, MM_PT_animation, MM_PT_look, MM_PT_model, MM_PT_render,
+           MM_PT_partition, MM_PT_animation, MM_PT_look, MM_PT_lens, MM_PT_model, MM_PT_render,
            MM_PT_user_presets)

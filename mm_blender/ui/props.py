@@ -207,6 +207,28 @@ class MM_PG_deco(bpy.types.PropertyGroup):
     flow_guides: _float(_Deco, "flow_guides", "Flow Guides", "Flow guide triangles (0: none)",
                         min=0, soft_max=1)
     outlines: _bool(_Deco, "outlines", "Outlines", "Thin cube outlines")
+    lens: _bool(_Deco, "lens", "Lens", "mm's magnifier lens: cells under it show their values")
+    lens_size: _float(_Deco, "lens_size", "Lens Size", "mm's lens size: the radius is "
+                      f"{specmod.LENS_CELLS_PER_SIZE:g} cells per unit", min=0.01, max=100)
+    magnification: _float(_Deco, "magnification", "Magnification", "mm's: how large the "
+                          "numbers are drawn", min=0.1, max=100)
+    lens_decimals: _int(_Deco, "lens_decimals", "Decimals", "Digits after the point",
+                        min=0, max=6)
+    lens_row: _int(_Deco, "lens_row", "Lens Row", "Result row the lens starts over "
+                   "(-1: the middle)", min=-1)
+    lens_col: _int(_Deco, "lens_col", "Lens Column", "Result column the lens starts over "
+                   "(-1: the middle)", min=-1)
+    spotlight: _float(_Deco, "spotlight", "Spotlight", "mm's spotlight: the rest is dimmed "
+                      "to 1 / (1 + this)", min=0, max=100)
+    spotlight_row: _int(_Deco, "spotlight_row", "Spotlight Row", "Result row i of the "
+                        "spotlit cell (-1: no spotlight)", min=-1)
+    spotlight_col: _int(_Deco, "spotlight_col", "Spotlight Column", "Result column j of the "
+                        "spotlit cell (-1: no spotlight)", min=-1)
+    spotlight_matmul: _str(_Deco, "spotlight_matmul", "Spotlight Matmul", "Whose result "
+                           "(empty: the root)")
+    interior_spotlight: _bool(_Deco, "interior_spotlight", "Interior Spotlight", "Also the "
+                              "cell's k products inside the cube")
+    axes: _bool(_Deco, "axes", "Axes", "The i, j, k axis arrows with their letters")
 
 
 class MM_PG_look(bpy.types.PropertyGroup):

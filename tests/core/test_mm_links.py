@@ -1,6 +1,7 @@
 """mm links: every article example read from `?params=` and compressed links, checked against
 its JSON; spec -> mm -> spec round trips; `?config=` files and servers; bad input."""
 
+import dataclasses
 import http.server
 import json
 import math
@@ -266,18 +267,24 @@ def test_child_overrides_and_unknown_keys_are_reported():
     assert any("'A @ B @ C': its own viz" in d for d in dropped)
     _, dropped = mm_links.spec_dict_from_mm(EXAMPLES["lora_head"])
     assert any("'anim.j blocks'" in d and "'wO'" in d for d in dropped)
-    _, dropped = mm_links.spec_dict_from_mm(EXAMPLES["intro_cube"])
+    data, dropped = mm_links.spec_dict_from_mm(EXAMPLES["intro_cube"])
     text = " ".join(dropped)
-    for key in ("spotlight", "lens size", "magnification"):
-        assert f"deco.{key}" in text
-    assert "axes" not in text  # false: nothing lost
+    for key in ("spotlight", "lens size", "magnification", "axes"):   # all kept now
+        assert f"deco.{key}" not in text
+    assert data["deco"]["lens"] is True
 
 
 # --- spec -> mm -> spec -------------------------------------------------------------------------
 
+# Ours only (mm's lens follows the mouse, its spotlight the hover): noted on export.
+NOT_IN_MM_DECO = {"lens_row": -1, "lens_col": -1, "lens_decimals": 2, "spotlight_row": -1,
+                  "spotlight_col": -1, "spotlight_matmul": ""}
+
+
 def comparable(spec):
+    deco = dataclasses.replace(spec.deco, **NOT_IN_MM_DECO)
     return (spec.expr, spec.leaves, spec.matmuls, spec.layout, spec.blocks, spec.viz,
-            spec.deco, (spec.anim.alg, spec.anim.fuse, spec.anim.speed, spec.anim.hide_inputs))
+            deco, (spec.anim.alg, spec.anim.fuse, spec.anim.speed, spec.anim.hide_inputs))
 
 
 @pytest.mark.parametrize("path", sorted(PRESETS.glob("*.toml")), ids=lambda p: p.stem)
@@ -528,7 +535,8 @@ def test_import_mm_writes_a_loadable_preset(tmp_path):
     assert spec.name == "mine" and data["name"] == "mine"
     text = out.read_text()
     assert text.startswith("# Imported from an mm link")
-    assert "deco.spotlight" in text and "#   - cam:" not in text   # the viewpoint is kept
+    assert "deco.spotlight" not in text and "#   - cam:" not in text   # both are kept
+    assert spec.deco.spotlight == 3
     assert spec.look.camera == pytest.approx([1 / 14 ** 0.5, -3 / 14 ** 0.5, 2 / 14 ** 0.5], abs=1e-4)
 
 
@@ -584,3 +592,36 @@ def test_deep_nesting_is_an_error():
         mm_links.spec_dict_from_mm({"expr": "A @ B", **tree})
     with pytest.raises(MMError, match="nests more than 208 levels deep"):
         mm_links.mm_params_from_text('{"expr": "A @ B", "a": ' + "[" * 100000 + "]" * 100000 + "}")
+
+
+# --- lens, spotlight, axes ---------------------------------------------------------------------
+
+def test_lens_spotlight_and_axes_import_without_notes_and_export_back():
+    params = {"expr": "A @ B", "deco": {"lens size": 0.8, "magnification": 5, "spotlight": 3,
+                                         "interior spotlight": True, "axes": True}}
+    data, dropped = mm_links.spec_dict_from_mm(params)
+    assert not [d for d in dropped if "deco" in d]
+    spec = specmod.from_dict(data)
+    d = spec.deco
+    assert (d.lens, d.lens_size, d.magnification, d.spotlight, d.interior_spotlight, d.axes) == (
+        True, 0.8, 5.0, 3.0, True, True)
+    back = mm_links.mm_params_from_spec(spec)["deco"]
+    for key, value in params["deco"].items():
+        assert back[key] == value, key
+    again = specmod.from_dict(mm_links.spec_dict_from_mm(mm_links.mm_params_from_spec(spec))[0])
+    assert again.deco == spec.deco
+
+
+def test_no_lens_exports_no_lens_settings():
+    spec = specmod.from_dict({"expr": "A @ B"})
+    deco = mm_links.mm_params_from_spec(spec)["deco"]
+    assert "lens size" not in deco and "magnification" not in deco
+    data, _ = mm_links.spec_dict_from_mm(mm_links.mm_params_from_spec(spec))
+    assert data["deco"]["lens"] is False
+
+
+def test_spotlight_cell_is_noted_on_export():
+    spec = specmod.from_dict({"expr": "A @ B", "deco": {"spotlight_row": 1, "spotlight_col": 2}})
+    notes: list[str] = []
+    mm_links.mm_params_from_spec(spec, notes)
+    assert any("spotlight_row" in n and "(1, 2)" in n for n in notes)

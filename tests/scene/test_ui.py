@@ -384,3 +384,27 @@ def test_a_bad_link_cancels(settings):
     assert result == {"CANCELLED"} and "paste an mm link" in reports[0][1]
     result, reports = execute(operators.MM_OT_import_link, text="https://example.com/?params={oops")
     assert result == {"CANCELLED"} and reports[0][0] == {"ERROR"}
+
+
+# --- lens, spotlight, axes -------------------------------------------------------------------
+
+def test_add_lens_through_the_operator(settings):
+    with pytest.raises(RuntimeError, match="build one first"):
+        bpy.ops.mm.add_lens()
+    bpy.ops.mm.load_preset(name="lens_spotlight")
+    assert settings.deco.lens and settings.deco.spotlight_row == 4 and settings.deco.axes
+    settings.deco.lens = False                        # build without, then add one
+    settings.deco.magnification = 5.0
+    assert bpy.ops.mm.build() == {"FINISHED"}
+    assert "lens_spotlight:lens" not in bpy.data.objects
+    assert "lens_spotlight:spotlight" in bpy.data.objects
+    assert bpy.ops.mm.add_lens() == {"FINISHED"}
+    numbers = bpy.data.objects["lens_spotlight:lens_numbers"]
+    mod = numbers.modifiers[0]
+    from mm_blender.scene import lens_nodes
+    assert mod[lens_nodes.LENS_INPUTS["Text Size"]] == pytest.approx(
+        5.0 * specmod.LENS_TEXT_PER_MAGNIFICATION)
+    with pytest.raises(RuntimeError, match="already has a lens"):
+        bpy.ops.mm.add_lens()
+    assert bpy.ops.mm.clear() == {"FINISHED"}
+    assert object_names() == []
