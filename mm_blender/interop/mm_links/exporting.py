@@ -126,7 +126,7 @@ def mm_params_from_spec(spec: specmod.Spec, notes: list[str] | None = None) -> d
         notes.append("random initialisers: mm does not take a seed, so its values differ")
     if V.colormap != "mm":
         notes.append(f"viz.colormap {V.colormap!r}: mm has only its own hue mapping")
-    if V.cell_shape != "cube":
+    if V.cell_shape != "sphere":
         notes.append(f"viz.cell_shape {V.cell_shape!r}: mm draws round points")
     if spec.look != specmod.LookSpec():
         notes.append(f"look (background {spec.look.background!r}, view {spec.look.view!r}): "
