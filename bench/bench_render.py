@@ -7,6 +7,10 @@
   sweep:  `render attention_smollm2_l5h4_vmprod --frames A-B`, a 10-frame chunk: aim
           <= 2x a whole still of the same scene (`render attention_smollm2_l5h4_vmprod`),
           with each frame's split into scene sync and sampling;
+  chunk floor: the same 10 frames of the still's scene (`render attention_smollm2_l5h4
+          --frames A-B`), where nothing changes from frame to frame: Cycles syncs once and
+          each further frame only samples and denoises. Its ratio to the still is the least
+          any sweep chunk can reach at these settings;
   memory: peak RSS of a still of 1.1M cells (attention_gaussian): aim <= 1.2 GB; and a
           synthetic plan at 0.25M, 1M and 4M cells, to show time and memory grow linearly;
   before: the same still and a 2-frame chunk with cube cells (instances), as rendered
@@ -183,7 +187,7 @@ def run(*, repeat: int = 2, quick: bool = False, progress=print) -> dict:
     out["cells"] = cells
     _run(_cli(STILL, "--out", str(tmp / "warm.png")), env)
 
-    floors, stills, sweep_stills, chunks = [], [], [], []
+    floors, stills, sweep_stills, chunks, static_chunks = [], [], [], [], []
     for n in range(repeat):
         progress(f"bench_render: floor, stills, chunk ({n + 1}/{repeat})")
         floors.append(_run([sys.executable, "-c", FLOOR, str(cells), str(tmp / "floor.png"),
@@ -194,8 +198,14 @@ def run(*, repeat: int = 2, quick: bool = False, progress=print) -> dict:
                           "--out", str(tmp / "chunk")), env)
         chunk["split"] = _split(chunk["stdout"])
         chunks.append(chunk)
+        static = _run(_cli(STILL, "--frames", f"{CHUNK[0]}-{CHUNK[1]}",
+                           "--out", str(tmp / "static_chunk")), env)
+        static["split"] = _split(static["stdout"])
+        static_chunks.append(static)
     out["floor"], out["still"], out["chunk"] = _best(floors), _best(stills), _best(chunks)
     out["sweep_still"] = _best(sweep_stills)
+    out["static_chunk"] = _best(static_chunks)
+    out["static_chunk_over_still"] = out["static_chunk"]["wall_s"] / out["still"]["wall_s"]
     out["still_over_floor"] = out["still"]["wall_s"] / out["floor"]["wall_s"]
     out["chunk_over_still"] = out["chunk"]["wall_s"] / out["sweep_still"]["wall_s"]
 
@@ -242,6 +252,7 @@ def _linear(scaling: list[dict], key: str) -> str:
 def markdown(r: dict) -> str:
     f, s, c, ss = r["floor"], r["still"], r["chunk"], r["sweep_still"]
     sp = c["split"]
+    sc, scp = r["static_chunk"], r["static_chunk"]["split"]
     big = r["big"]
     w, h = r["resolution"]
     lines = [
@@ -264,6 +275,9 @@ def markdown(r: dict) -> str:
         f"| sweep: `render {SWEEP} --frames {r['chunk_frames'][0]}-{r['chunk_frames'][1]}` (10 frames) | "
         f"{r['cells']:,} | **{c['wall_s']:.2f} s** | {c['cpu_s']:.2f} s | "
         f"{c['peak_rss_mb']:.0f} MB |",
+        f"| chunk floor: `render {STILL} --frames {r['chunk_frames'][0]}-{r['chunk_frames'][1]}` "
+        f"(10 frames, nothing changes) | {r['cells']:,} | {sc['wall_s']:.2f} s | "
+        f"{sc['cpu_s']:.2f} s | {sc['peak_rss_mb']:.0f} MB |",
         f"| memory: `render {BIG}` | {big['cells']:,} | {big['wall_s']:.2f} s | "
         f"{big['cpu_s']:.2f} s | **{big['peak_rss_mb']:.0f} MB** |",
     ]
@@ -287,6 +301,13 @@ def markdown(r: dict) -> str:
         f"scene {sp['scene_s']:.2f} s (frame change and Geometry Nodes {sp['evaluate_s']:.2f} s, "
         f"Cycles sync and BVH {sp['sync_s']:.2f} s), sampling and denoising "
         f"{sp['sampling_s']:.2f} s, writing {sp['write_s']:.2f} s.",
+        f"- **Chunk floor: {r['static_chunk_over_still']:.2f}x** its still: the still's scene "
+        f"rendered as the same 10 frames with nothing changing costs {sc['wall_s']:.2f} s "
+        f"against {s['wall_s']:.2f} s for its whole still; a frame there (median) is "
+        f"{scp['frame_s']:.2f} s, all of it sampling and denoising (scene sync "
+        f"{scp['scene_s']:.2f} s). 2x would need the 9 frames after the first to add at most one "
+        f"whole still, about {s['wall_s'] / 9:.2f} s a frame, less than sampling and "
+        f"denoising alone take at these settings.",
         f"- **Peak RSS at {big['cells']:,} cells: {big['peak_rss_mb']:.0f} MB** (aim <= 1200 MB).",
     ]
     if len(r["scaling"]) > 1:
@@ -319,6 +340,10 @@ def readme_table(r: dict) -> str:
         f"scene ({ss['wall_s']:.1f} s) | <= 2x |",
         f"| a frame of it (median) | {sp['frame_s']:.2f} s | scene sync {sp['scene_s']:.2f} s, "
         f"sampling and denoising {sp['sampling_s']:.2f} s | close to the sampling |",
+        f"| floor of a chunk: 10 frames of the still's scene, nothing changing | "
+        f"{r['static_chunk']['wall_s']:.1f} s | **{r['static_chunk_over_still']:.2f}x** its whole "
+        f"still; a frame {r['static_chunk']['split']['frame_s']:.2f} s, all sampling and "
+        f"denoising | the least a chunk can cost |",
         f"| peak memory, {big['cells']:,} cells | {big['peak_rss_mb']:.0f} MB | | <= 1200 MB |",
     ]
     if len(r["scaling"]) > 1:
@@ -344,9 +369,25 @@ def write_readme(path, r: dict) -> None:
     Path(path).write_text(f"{head}{start}\n{readme_table(r)}\n{end}{tail}", encoding="utf-8")
 
 
+def splice(path, section: str) -> None:
+    """Replace the file's Render section (up to the next `## ` heading), or append it."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8") if p.exists() else ""
+    head = "## Render:"
+    if head in text:
+        before, rest = text.split(head, 1)
+        nxt = rest.find("\n## ")
+        after = rest[nxt + 1:] if nxt >= 0 else ""
+        text = before + section.rstrip("\n") + "\n\n" + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    p.write_text(text, encoding="utf-8")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", help="append a markdown section to this file")
+    ap.add_argument("--out", help="write the Render section into this file (replacing "
+                                  "one already there)")
     ap.add_argument("--readme", help="update the Speed figures in this README")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="no 1M/4M scaling, no cube baseline")
@@ -355,8 +396,7 @@ def main(argv=None) -> int:
                   progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=2))
     if args.out:
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write("\n" + markdown(results))
+        splice(args.out, markdown(results))
     if args.readme:
         write_readme(args.readme, results)
     return 0

@@ -7,6 +7,7 @@ BLENDER_USER_EXTENSIONS and XDG_CACHE_HOME at folders of their own (see tests/sc
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,7 @@ from ..errors import MMError
 from ..scene import camera as cameramod
 from ..scene import nodes
 from .frame_clock import FrameClock, FrameTime
+from .shared_bvh import static_cells_shared
 
 Progress = Callable[[float, str], None]
 
@@ -225,7 +227,9 @@ def render_animation(path, *, frames=None, video: bool = False, fps: int | None 
     try:
         if progress:
             progress(0.0, f"rendering {count} frames")
-        with FrameClock(start, end, progress=progress, on_frame=on_frame):
+        # In that one session the static cells keep a BVH of their own (shared_bvh.py)
+        shared = static_cells_shared(scene) if r.use_persistent_data else nullcontext()
+        with shared, FrameClock(start, end, progress=progress, on_frame=on_frame):
             bpy.ops.render.render(animation=True, scene=scene.name)
         produced = sorted(p for p in tmp_dir.iterdir() if p.is_file())
         if video:

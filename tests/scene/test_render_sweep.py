@@ -102,3 +102,46 @@ def test_three_frame_chunk_changes_only_where_the_sweep_moves(tmp_path):
         assert (diff[still] > 0.016).mean() <= 0.01, (n, (diff[still] > 0.016).mean())
         assert diff[still].mean() < 0.002, (n, diff[still].mean())
         assert a[still].std() > 0.01 or a[still].max() > 0.05     # and it shows something
+
+
+def test_static_cells_share_their_geometry_only_while_a_chunk_renders(tmp_path, monkeypatch):
+    """The operands' cells get a vanishing second instance for the render (so Cycles keeps
+    their BVH between frames); the frames are the same as without it, and nothing of it stays
+    in the scene."""
+    from contextlib import nullcontext
+
+    from mm_blender.render import render as rendermod
+    from mm_blender.render import shared_bvh
+
+    api.build(specmod.from_dict(SWEEP))
+    scene = bpy.context.scene
+    static = shared_bvh.static_cells(scene)
+    assert sorted(o.get("mm_key") for o in static) == ["L", "R"]
+    modifiers_before = {o.name: [m.name for m in o.modifiers] for o in scene.objects}
+    with shared_bvh.static_cells_shared(scene) as shared:
+        assert shared == static
+        assert all(o.modifiers[-1].name == shared_bvh.MODIFIER
+                   and not o.modifiers[-1].show_viewport for o in shared)
+
+    frames = (scene.frame_start + 2, scene.frame_start + 3)
+    seen = []
+
+    def look(*_):
+        seen.append(sorted(o.get("mm_key") for o in scene.objects
+                           if o.modifiers.get(shared_bvh.MODIFIER)))
+
+    kw = dict(frames=frames, resolution=(64, 40), samples=2, device="cpu", denoise=False)
+    bpy.app.handlers.render_pre.append(look)
+    try:
+        shared_out = render_animation(tmp_path / "shared", **kw)
+    finally:
+        bpy.app.handlers.render_pre.remove(look)
+    assert seen and all(s == ["L", "R"] for s in seen)            # in place while rendering
+    monkeypatch.setattr(rendermod, "static_cells_shared", lambda scene: nullcontext())
+    plain_out = render_animation(tmp_path / "plain", **kw)
+    for name in sorted(os.listdir(shared_out)):
+        a, b = pixels(shared_out / name), pixels(plain_out / name)
+        diff = np.abs(a - b)[..., :3].max(axis=-1)
+        assert (diff > 0.016).mean() <= 0.01, name
+    assert {o.name: [m.name for m in o.modifiers] for o in scene.objects} == modifiers_before
+    assert shared_bvh.GROUP not in bpy.data.node_groups
