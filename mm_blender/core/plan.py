@@ -110,6 +110,11 @@ class LabelPlan:
     # directions; the scene lays the text in that plane, on the side the camera sees.
     # Empty: the text faces the camera.
     face_axes: tuple = ()
+    # Shape labels: the face edge they run along, as mm draws them: (start, end, outward),
+    # Blender coordinates, outward a unit vector in the face's plane pointing off the face.
+    # The scene turns the text along the edge on screen, beside it on the outer side.
+    edge: tuple = ()
+    matrix: str = ""         # key of the matrix the label belongs to
 
 
 @dataclass
@@ -126,6 +131,7 @@ class ScenePlan:
     background: str = "dark"
     view: str = "mm"
     title: str = ""          # the expression
+    show_title: bool = False  # draw the expression at the top of the view (as mm does)
     camera_direction: tuple = ()   # preset's own "mm" view direction (target -> camera)
 
     def cell_count(self) -> int:

@@ -142,6 +142,7 @@ class DecoSpec:
     row_guides: float = 0.6     # lightness of row guide lines (0: none)
     flow_guides: float = 0.5    # flow guide triangles (0: none)
     outlines: bool = True       # thin cube outlines
+    title: bool = False         # the expression at the top of the view, as mm shows it
 
 
 @dataclass
