@@ -96,6 +96,8 @@ class LinePlan:
     segments: np.ndarray
     color: tuple[float, float, float, float]
     thickness: float = 0.05
+    # row guides: which matrix each run of segments belongs to, in order: ((key, count), ...)
+    owners: tuple = ()
 
 
 @dataclass

@@ -118,14 +118,17 @@ def flow_guides(spec: Spec, layout: Layout) -> TrianglePlan | None:
                         np.array(cols, dtype=np.float32))
 
 
-def row_guides(spec: Spec, layout: Layout) -> LinePlan | None:
+def row_guides(spec: Spec, layout: Layout, keys=None) -> LinePlan | None:
     """mm's row guides per matrix block: both side edges, a line every ~1/8 of the rows, and a
     short diagonal at the first row marking where (0, 0) is."""
     light = spec.deco.row_guides
     if light <= 0:
         return None
     segs = []
+    owners = []
+    keys = keys or object_keys(layout)
     for m in layout.mats:
+        before = sum(len(s) for s in segs)
         g = m.gap
         for (i0, i1) in block_ranges(m.rows, m.blocks_i, g):
             for (j0, j1) in block_ranges(m.cols, m.blocks_j, g):
@@ -139,10 +142,11 @@ def row_guides(spec: Spec, layout: Layout) -> LinePlan | None:
                 pts = np.array([[[g + a[1], g + a[0], 0.0], [g + b[1], g + b[0], 0.0]]
                                 for a, b in local])
                 segs.append(layout.to_blender(m.world.apply(pts.reshape(-1, 3))).reshape(-1, 2, 3))
+        owners.append((keys[(m.path, m.role)], sum(len(s) for s in segs) - before))
     # light lines on the dark look, as mm's white guides (the paper look inverts them)
     lum = float(colour.srgb_to_linear(np.array(min(1.0, 0.8 * light))))
     return LinePlan("row_guides", np.concatenate(segs).astype(np.float32), (lum, lum, lum, 1.0),
-                    thickness=0.1)
+                    thickness=0.1, owners=tuple(owners))
 
 
 def outlines(cubes: list[CubePlan]) -> LinePlan:
@@ -227,7 +231,7 @@ def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> Scene
     matrices = matrix_plans(spec, values, layout, keys)
     cubes = cube_plans(layout, keys)
     lines = [outlines(cubes)] if spec.deco.outlines else []
-    rg = row_guides(spec, layout)
+    rg = row_guides(spec, layout, keys)
     if rg is not None:
         lines.append(rg)
     fg = flow_guides(spec, layout)

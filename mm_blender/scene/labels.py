@@ -88,17 +88,25 @@ def footprints(plan, screen: Screen, line_floor: float = 0.0) -> Footprints:
         owner.append(np.full(int(keep.sum()), n, np.int32))
         owners.append(m.key)
     owners.append("")
+    keys = {m.key: n for n, m in enumerate(plan.matrices)}
     for line in plan.lines:
-        if line.key != "outlines":
-            continue   # row guides lie on their faces, under the names' lift
         s = np.asarray(line.segments, dtype=np.float64).reshape(-1, 2, 3)
-        steps = np.maximum(2, np.ceil(np.linalg.norm(s[:, 1] - s[:, 0], axis=1))).astype(int)
-        t = np.concatenate([np.linspace(0, 1, k) for k in steps])
+        radius = max(line.thickness, line_floor) / 2
+        step = max(1.0, radius)
+        steps = np.maximum(2, np.ceil(np.linalg.norm(s[:, 1] - s[:, 0], axis=1) / step)
+                           ).astype(int)
+        t = np.concatenate([np.linspace(0, 1, k) for k in steps]) if len(s) else np.zeros(0)
         seg = np.repeat(np.arange(len(s)), steps)
         p = s[seg, 0] + t[:, None] * (s[seg, 1] - s[seg, 0])
+        # a row guide belongs to its matrix (under that matrix's name); outlines to none
+        seg_owner = np.full(len(s), len(owners) - 1, np.int32)
+        start = 0
+        for key, count in line.owners:
+            seg_owner[start:start + count] = keys.get(key, len(owners) - 1)
+            start += count
         pts.append(p.astype(np.float32))
-        rad.append(np.full(len(p), max(line.thickness, line_floor) / 2, np.float32))
-        owner.append(np.full(len(p), len(owners) - 1, np.int32))
+        rad.append(np.full(len(p), radius, np.float32))
+        owner.append(seg_owner[seg])
     allp = np.concatenate(pts) if pts else np.zeros((0, 3), np.float32)
     r = np.concatenate(rad) if rad else np.zeros(0, np.float32)
     tris = [np.asarray(t.vertices, dtype=np.float64).reshape(-1, 3, 3) for t in plan.triangles]
@@ -164,6 +172,14 @@ def nearest_under(fp: Footprints, quad, exclude: str = "") -> float:
     return d
 
 
+def quad_height(q) -> float:
+    """Height of a text quad across its baseline (as scene/readability.py measures it)."""
+    base = q[1] - q[0]
+    rise = (q[2] + q[3]) / 2 - (q[0] + q[1]) / 2
+    n = float(np.linalg.norm(base))
+    return abs(float(base[0] * rise[1] - base[1] * rise[0])) / n if n > 1e-9 else 0.0
+
+
 def _rect(centre, half_w, half_h, angle) -> np.ndarray:
     """Screen corners (y down) of a rectangle rotated by `angle` (radians, counterclockwise
     as seen on screen)."""
@@ -179,9 +195,19 @@ def _in_frame(quad, size, pad=2.0) -> bool:
                 and (quad[:, 1] >= pad).all() and (quad[:, 1] <= size[1] - pad).all())
 
 
+SPACING_PX = 3.0   # texts keep this far apart, so a reframe doesn't make them touch
+
+
+def _grown(quad, px: float = SPACING_PX) -> np.ndarray:
+    c = quad.mean(axis=0)
+    d = quad - c
+    n = np.linalg.norm(d, axis=1, keepdims=True)
+    return quad + d / np.maximum(n, 1e-9) * px * 1.42
+
+
 def _clear(quad, placed, screen) -> bool:
     return _in_frame(quad, screen.size) and not any(
-        polygons_overlap(quad, p.quad) for p in placed)
+        polygons_overlap(_grown(quad), p.quad) for p in placed)
 
 
 def _slide(screen: Screen, position, depth_now, nearest):
@@ -232,11 +258,12 @@ def place_shape(label, box, fp: Footprints, screen: Screen, placed, others=()) -
         for gap in (0.5, 1.2):
             c = sm + o * (h_px / 2 + gap * h_px + 2)
             quad = _rect(c, w_px / 2, h_px / 2, roll)
-            ok = _clear(quad, placed, screen)
+            delta = c - sm
+            pos = mid + (delta[0] * screen.right - delta[1] * screen.up) / k
+            ok = _clear(quad, placed, screen) and _apart_elsewhere(
+                _corners(pos, _billboard_matrix(screen, roll), scale, box), placed, others)
             if ok or best is None:
                 d = float(screen.depth(mid[None])[0])
-                delta = c - sm
-                pos = mid + (delta[0] * screen.right - delta[1] * screen.up) / k
                 best = (pos, d, scale, quad)
             if ok:
                 break
@@ -271,10 +298,21 @@ def _clear_elsewhere(corners, placed, others, exclude) -> bool:
         quad = screen.px(corners)
         if not _in_frame(quad, screen.size):
             return False
-        if any(p.corners is not None and polygons_overlap(quad, screen.px(p.corners))
+        if any(p.corners is not None and polygons_overlap(_grown(quad), screen.px(p.corners))
                for p in placed):
             return False
         if nearest_under(fp, quad, exclude=exclude) < float(screen.depth(corners).max()):
+            return False
+    return True
+
+
+def _apart_elsewhere(corners, placed, others) -> bool:
+    """Is a text with these world corners clear of the placed texts in the other frames?
+    (Camera-facing texts are brought forward past what covers them afterwards.)"""
+    for screen, _fp in others:
+        quad = screen.px(corners)
+        if any(p.corners is not None and polygons_overlap(_grown(quad), screen.px(p.corners))
+               for p in placed):
             return False
     return True
 
@@ -305,10 +343,10 @@ def place_name(label, box, fp: Footprints, screen: Screen, placed, face_matrix,
                                     + sy * up * box[1] * scale / 2
                                     for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
                 quad = screen.px(corners)
-                height = float(np.linalg.norm((quad[3] + quad[2]) / 2 - (quad[0] + quad[1]) / 2))
+                height = quad_height(quad)
                 if height < NAME_PX:
                     if shrink == 1.0 and fit > base:   # room to grow on its face
-                        grown = base * NAME_PX / max(height, 1e-6) * 1.05
+                        grown = scale * NAME_PX / max(height, 1e-6) * 1.05
                         if grown <= fit:
                             scale = grown
                             corners = np.array([c3 + sx * right * box[0] * scale / 2
@@ -340,7 +378,9 @@ def place_name(label, box, fp: Footprints, screen: Screen, placed, face_matrix,
     for dx, dy in steps:
         off = np.array([dx * h_px, dy * h_px])
         q = _rect(sc + off, box[0] * scale * k / 2, h_px / 2, 0.0)
-        if _clear(q, placed, screen):
+        moved = anchor + (off[0] * screen.right - off[1] * screen.up) / k
+        if _clear(q, placed, screen) and _apart_elsewhere(
+                _corners(moved, _billboard_matrix(screen, 0.0), scale, box), placed, others):
             quad = q
             sc = sc + off
             break

@@ -256,13 +256,20 @@ def _quads_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     return True
 
 
+def quad_height(q) -> float:
+    """Height of a projected text quad (bottom-left, bottom-right, top-right, top-left) across
+    its baseline: a text seen edge-on is flat however long its sides look."""
+    base = q[1] - q[0]
+    rise = (q[2] + q[3]) / 2 - (q[0] + q[1]) / 2
+    n = float(np.linalg.norm(base))
+    if n < 1e-9:
+        return 0.0
+    return abs(float(base[0] * rise[1] - base[1] * rise[0])) / n
+
+
 def _height_px(obj, proj: Projector) -> float:
-    """On-screen length of the text's vertical extent through its centre."""
-    c = text_corners(obj)
-    bottom = (c[0] + c[1]) / 2
-    top = (c[2] + c[3]) / 2
-    p = proj.px(np.stack([bottom, top]))
-    return float(np.linalg.norm(p[1] - p[0]))
+    """On-screen height of the text across its baseline."""
+    return quad_height(proj.px(text_corners(obj)))
 
 
 def inspect(scene, collection, *, resolution=None, samples: int = 3,
