@@ -12,6 +12,7 @@ Views (direction from the target to the camera, Blender coordinates, Z up, front
 from __future__ import annotations
 
 import math
+import re
 
 import bpy
 import numpy as np
@@ -289,7 +290,7 @@ def place_title(cam_obj, scene) -> None:
 def title_object(name: str, text: str, cam_obj, scene, *, material, collection):
     """The expression at the top of the view, as mm shows it: a child of the camera."""
     curve = bpy.data.curves.new(name, "FONT")
-    curve.body = text
+    curve.body = " ".join(re.sub(r"\s*([@=])\s*", r" \1 ", text).split())   # "A @ B", as mm
     curve.align_x = "CENTER"
     curve.align_y = "CENTER"
     curve.size = 1.0

@@ -11,6 +11,7 @@ against the cells of the evaluated depsgraph.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import bpy
@@ -340,3 +341,75 @@ def problems(views: list[TextView], *, check_height: bool) -> dict[str, list[str
         if p:
             out[f"{v.name} {v.text!r}"] = p
     return out
+
+
+# --- dense faces: cells sized for their footprint on screen ------------------------------
+
+SHARP_FILTER_PX = 0.8      # Cycles' pixel filter for scenes of small cells (default 1.5)
+RESOLVED_PX = 4.0          # cells this far apart on screen keep the plan's sizes
+SIGNS_PX = 1.5             # below this pitch neighbouring signs mix within a pixel
+FILL = 0.95                # a small cell's share of its pitch once enlarged
+
+
+@dataclass
+class Footprint:
+    name: str
+    pitch_px: float            # distance between neighbouring cells on screen
+    mixed: bool                # the face holds both signs
+    cell_scale: float = 1.0    # what fit_cells set the modifier's Cell Scale to
+
+
+def footprints(scene, collection, resolution=None) -> list[Footprint]:
+    """Each matrix's cell pitch on screen, measured at its centre cell."""
+    proj = Projector(scene, resolution)
+    out = []
+    for obj in list(collection.all_objects):
+        if obj.type != "MESH" or "mm_rows" not in obj or "mm_cells" not in obj.modifiers:
+            continue
+        rows, cols = int(obj["mm_rows"]), int(obj["mm_cols"])
+        n = len(obj.data.vertices)
+        if n != rows * cols or n == 0:
+            continue
+        c = (rows // 2) * cols + cols // 2
+        idx = [c, c + 1 if cols > 1 else c, c + cols if rows > 1 else c]
+        co = np.array([obj.data.vertices[i].co[:] for i in idx], dtype=np.float64)
+        p = proj.px(co @ np.array(obj.matrix_world)[:3, :3].T + np.array(obj.matrix_world)[:3, 3])
+        steps = [np.linalg.norm(p[k] - p[0]) for k, size in ((1, cols), (2, rows)) if size > 1]
+        pitch = float(min(steps)) if steps else math.inf
+        values = np.empty(n, dtype=np.float32)
+        obj.data.attributes["value"].data.foreach_get("value", values)
+        out.append(Footprint(obj.name, pitch, bool((values < 0).any() and (values > 0).any())))
+    return out
+
+
+def fit_cells(scene, collection, resolution=None) -> list[str]:
+    """Size cells for their footprint at `resolution` so faces of mixed signs keep them:
+    faces whose cells are under RESOLVED_PX apart get cells filling FILL of their pitch
+    (the background between small cells greys the colours), and a scene with such faces a
+    sharper pixel filter. Returns a warning per face whose signs must still mix, with the
+    resolution that would tell them apart."""
+    w, h = resolution or (scene.render.resolution_x, scene.render.resolution_y)
+    warnings = []
+    smallest = math.inf
+    for fp in footprints(scene, collection, (w, h)):
+        obj = bpy.data.objects[fp.name]
+        mod = obj.modifiers["mm_cells"]
+        sizes = np.empty(len(obj.data.vertices), dtype=np.float32)
+        obj.data.attributes["size"].data.foreach_get("value", sizes)
+        biggest = float(sizes.max()) if len(sizes) else 0.0
+        scale = 1.0
+        if fp.pitch_px < RESOLVED_PX and biggest > 0:
+            scale = max(1.0, FILL / biggest)
+        mod["Socket_2"] = scale          # Cell Scale
+        fp.cell_scale = scale
+        if fp.mixed:
+            smallest = min(smallest, fp.pitch_px)
+            if fp.pitch_px < SIGNS_PX:
+                f = SIGNS_PX / max(fp.pitch_px, 1e-6)
+                warnings.append(
+                    f"{obj.get('mm_name', fp.name)}: cells are {fp.pitch_px:.2f} px apart at "
+                    f"{w}x{h}, so its signs mix; render at {math.ceil(w * f)}x{math.ceil(h * f)} "
+                    "or more to tell them apart")
+    if hasattr(scene, "cycles"):
+        scene.cycles.filter_width = SHARP_FILTER_PX if smallest < RESOLVED_PX else 1.5
+    return warnings
