@@ -328,35 +328,52 @@ def place_name(label, box, fp: Footprints, screen: Screen, placed, face_matrix,
     """A name on its face (mm), as large as mm makes it and at least NAME_PX tall, where
     nothing covers it; else turned to the camera over its face."""
     frame = _face_frame(label, plan, screen, face_matrix)
-    right, up, normal = face_matrix[:, 0], face_matrix[:, 1], face_matrix[:, 2]
     base = label.size / box[2]
     if frame is not None:
         m, centre, half_w, half_h = frame
         fit = min(0.9 * 2 * half_w / box[0], 0.8 * 2 * half_h / box[1])
-        offsets = [(0, 0), (0, 0.3), (0, -0.3), (0.3, 0), (-0.3, 0), (0.3, 0.3), (-0.3, 0.3),
-                   (0.3, -0.3), (-0.3, -0.3)]
-        for fx, fy in offsets:
-            c3 = centre + right * fx * 2 * half_w + up * fy * 2 * half_h + normal * lift
-            for shrink in (1.0, 0.75, 0.55):
-                scale = min(base, fit) * shrink
-                corners = np.array([c3 + sx * right * box[0] * scale / 2
-                                    + sy * up * box[1] * scale / 2
-                                    for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+        # On a tall narrow face a long name reads along the face's length, as mm draws it,
+        # when that makes it much larger.
+        fit_along = min(0.9 * 2 * half_h / box[0], 0.8 * 2 * half_w / box[1])
+        if min(base, fit_along) > 1.5 * min(base, fit):
+            r, u, n = face_matrix[:, 0], face_matrix[:, 1], face_matrix[:, 2]
+            face_matrix = np.stack([u, -r, n], axis=1)
+            half_w, half_h, fit = half_h, half_w, fit_along
+    right, up, normal = face_matrix[:, 0], face_matrix[:, 1], face_matrix[:, 2]
+    if frame is not None:
+        steps = (0.0, 0.15, -0.15, 0.3, -0.3)
+        offsets = sorted(((fx, fy) for fx in steps for fy in steps),
+                         key=lambda o: abs(o[0]) + abs(o[1]))
+
+        def corners_at(c3, scale):
+            return np.array([c3 + sx * right * box[0] * scale / 2 + sy * up * box[1] * scale / 2
+                             for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+
+        # as large as mm makes it first, anywhere clear on the face; smaller only if none is
+        for shrink in (1.0, 0.75, 0.55):
+            scale = min(base, fit) * shrink
+            for fx, fy in offsets:
+                # the text stays on its face
+                room_x = max(0.0, 0.95 * half_w - box[0] * scale / 2)
+                room_y = max(0.0, 0.95 * half_h - box[1] * scale / 2)
+                dx, dy = fx * 2 * half_w, fy * 2 * half_h
+                if abs(dx) > room_x or abs(dy) > room_y:
+                    continue
+                c3 = centre + right * dx + up * dy + normal * lift
+                s_here = scale
+                corners = corners_at(c3, s_here)
                 quad = screen.px(corners)
                 height = quad_height(quad)
-                if height < NAME_PX:
-                    if shrink == 1.0 and fit > base:   # room to grow on its face
-                        grown = scale * NAME_PX / max(height, 1e-6) * 1.05
-                        if grown <= fit:
-                            scale = grown
-                            corners = np.array([c3 + sx * right * box[0] * scale / 2
-                                                + sy * up * box[1] * scale / 2
-                                                for sx, sy in ((-1, -1), (1, -1), (1, 1),
-                                                               (-1, 1))])
-                            quad = screen.px(corners)
-                            height = NAME_PX
-                    if height < NAME_PX:
-                        break
+                if height < NAME_PX and shrink == 1.0:   # room to grow on its face?
+                    grown = s_here * NAME_PX / max(height, 1e-6) * 1.05
+                    if grown <= fit and abs(dx) <= max(0.0, 0.95 * half_w - box[0] * grown / 2) \
+                            and abs(dy) <= max(0.0, 0.95 * half_h - box[1] * grown / 2):
+                        s_here = grown
+                        corners = corners_at(c3, s_here)
+                        quad = screen.px(corners)
+                        height = quad_height(quad)
+                if height < NAME_PX * 0.999:
+                    continue
                 if not _clear(quad, placed, screen):
                     continue
                 # anything nearer than the text's far end may cover part of it
@@ -364,7 +381,7 @@ def place_name(label, box, fp: Footprints, screen: Screen, placed, face_matrix,
                     continue
                 if not _clear_elsewhere(corners, placed, others, m.key):
                     continue
-                return Placed(label.key, face_matrix, c3, scale, False, 0.0, quad, corners)
+                return Placed(label.key, face_matrix, c3, s_here, False, 0.0, quad, corners)
         anchor = centre + normal * lift
     else:
         anchor = np.asarray(label.position, dtype=np.float64)
