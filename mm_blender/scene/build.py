@@ -7,7 +7,8 @@ exception raised by the progress callback, e.g. a cancel) removes everything the
 made, and the scene is as it was.
 
 Naming: the collection is `<plan.name>`; objects and their data are `<plan.name>:<key>` for
-matrices, `<plan.name>:lines`, `:flow_guides`, `:label:<key>`, `:camera`, `:sun`.
+matrices, `<plan.name>:lines`, `:flow_guides`, `:label:<key>`, `:camera`, `:sun`, and
+`:title` (the expression, a child of the camera) when the plan shows it.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Camera framing and lights. The camera looks from one of the named views and is placed so
 everything drawn (the hull of `frame_points`, which holds the plan's bounds' contents) is
-inside the frame for the render's aspect ratio.
+inside the frame for the render's aspect ratio. An optional title (the expression, as mm
+shows it) is a child of the camera, kept at the top of the frame by every refit.
 
 Views (direction from the target to the camera, Blender coordinates, Z up, front = -Y):
     mm     (-1, -1, 1)     mm's default camera (perspective, mm's 45 degree field of view);

@@ -1,8 +1,9 @@
-"""Decorations: lines (the plan's LinePlans: cube and partition-block outlines, row guides),
-flow-guide triangles and text labels. Few objects: all lines share one edge mesh drawn as
-tubes by the `mm_lines` group, all triangles one mesh; labels are one text object each
-(their count doesn't grow with the number of cells) and face the camera through a Copy
-Rotation constraint.
+"""Decorations: lines (the plan's LinePlans: cube outlines, row guides), flow-guide
+triangles and text labels. Few objects: all lines share one edge mesh drawn as tubes by the
+`mm_lines` group, all triangles one mesh; labels are one text object each (their count
+doesn't grow with the number of cells). Where each label goes is decided for the camera by
+scene/labels.py: names lie on their faces, shape labels (and names that cannot) face the
+camera through a Copy Rotation constraint, turned along their edge.
 """
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ import numpy as np
 # ratio, which makes the scene a little smaller, keeps them above it.
 NAME_PX = 13.0
 SHAPE_PX = 9.5
-TITLE_PX = 18.0
 REFERENCE = (1280, 800)   # mm's screenshot size: the frame the pixel sizes hold for
 OTHER_FRAME = (800, 1000)  # a portrait frame the placement is also checked in
 CLEARANCE = 1.0        # scene units a text keeps in front of what lies behind it on screen

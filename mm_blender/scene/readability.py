@@ -116,6 +116,7 @@ class Cells:
     centres: np.ndarray          # (N, 3) float32
     half: np.ndarray             # (N,) radius (spheres) or half edge (cubes)
     rotation: np.ndarray | None  # cubes: (3, 3) world-from-cell (one per object); None: spheres
+    screen: tuple | None = None  # cached (centres in pixels, on-screen reach) for one camera
 
 
 def _attr(data, name, width):
@@ -201,14 +202,14 @@ def _on_screen_near(cells: Cells, proj: Projector, quad_px) -> Cells | None:
     bounding box (a cell on a ray to a point of the text covers that point's pixel)."""
     if not len(cells.centres):
         return None
-    if not hasattr(cells, "_px"):
+    if cells.screen is None:
         c = cells.centres.astype(np.float64)
-        cells._px = proj.px(c)
-        reach = cells.half * (1.0 if cells.rotation is None else 1.75)
+        px = proj.px(c)
+        reach = cells.half * (1.0 if cells.rotation is None else 1.75)   # cube: half diagonal
         up = np.array(bpy.context.scene.camera.matrix_world.to_3x3().col[1])
-        cells._r = np.linalg.norm(proj.px(c + up * reach[:, None]) - cells._px, axis=1) + 1.0
+        cells.screen = (px, np.linalg.norm(proj.px(c + up * reach[:, None]) - px, axis=1) + 1.0)
     lo, hi = quad_px.min(axis=0), quad_px.max(axis=0)
-    px, r = cells._px, cells._r
+    px, r = cells.screen
     keep = ((px[:, 0] >= lo[0] - r) & (px[:, 0] <= hi[0] + r) & (px[:, 1] >= lo[1] - r)
             & (px[:, 1] <= hi[1] + r))
     if not keep.any():
