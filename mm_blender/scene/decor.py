@@ -19,6 +19,7 @@ from . import labels, nodes
 DECOR_COLOR = "decor_color"
 # Lines thinner than this fraction of the scene's diagonal vanish between pixels.
 MIN_THICKNESS_FRACTION = 0.0008   # about a pixel at 1280 wide, like mm's GL lines
+PAPER_LINE_WEIGHT = 1.8
 
 
 def scene_scale(bounds_min, bounds_max) -> float:
@@ -47,7 +48,9 @@ def gather_lines(lines: list[LinePlan], scale: float, look: str = "dark"):
         s = np.asarray(line.segments, dtype=np.float32).reshape(-1, 2, 3)
         segs.append(s)
         cols.append(np.broadcast_to(look_color(line.color, look), (len(s), 4)))
-        radii.append(np.full(len(s), max(line.thickness, floor) / 2, np.float32))
+        # dark lines on white read thinner than light ones on black: paper draws them wider
+        weight = PAPER_LINE_WEIGHT if look == "paper" else 1.0
+        radii.append(np.full(len(s), weight * max(line.thickness, floor) / 2, np.float32))
     if not segs:
         return (np.zeros((0, 2, 3), np.float32), np.zeros((0, 4), np.float32),
                 np.zeros(0, np.float32))
