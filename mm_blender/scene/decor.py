@@ -186,9 +186,11 @@ def place_texts(plan, objects: dict, screen: labels.Screen, camera,
             faces[label.key] = face_label_matrix(label, camera)
     # names float above the row guides, whose tubes are thicker on big scenes
     floor = MIN_THICKNESS_FRACTION * scene_scale(plan.bounds_min, plan.bounds_max)
+    # placed for the widest lines either look draws, so a change of look keeps them clear
     placed = labels.place_all(plan, boxes, screen, faces,
-                              lift=max(FACE_LABEL_LIFT, floor / 2 + 0.4),
-                              other_screens=other_screens, line_floor=floor)
+                              lift=max(FACE_LABEL_LIFT, PAPER_LINE_WEIGHT * floor / 2 + 0.4),
+                              other_screens=other_screens, line_floor=floor,
+                              line_weight=PAPER_LINE_WEIGHT)
     corners = []
     for label in plan.labels:
         obj, p = objects[label.key], placed[label.key]

@@ -77,7 +77,8 @@ class Footprints:
     triangle_depth: np.ndarray
 
 
-def footprints(plan, screen: Screen, line_floor: float = 0.0) -> Footprints:
+def footprints(plan, screen: Screen, line_floor: float = 0.0,
+               line_weight: float = 1.0) -> Footprints:
     pts, rad, owner, owners = [], [], [], []
     for n, m in enumerate(plan.matrices):
         sizes = np.asarray(m.sizes, dtype=np.float32)
@@ -90,7 +91,7 @@ def footprints(plan, screen: Screen, line_floor: float = 0.0) -> Footprints:
     keys = {m.key: n for n, m in enumerate(plan.matrices)}
     for line in plan.lines:
         s = np.asarray(line.segments, dtype=np.float64).reshape(-1, 2, 3)
-        radius = max(line.thickness, line_floor) / 2
+        radius = line_weight * max(line.thickness, line_floor) / 2
         step = max(1.0, radius)
         steps = np.maximum(2, np.ceil(np.linalg.norm(s[:, 1] - s[:, 0], axis=1) / step)
                            ).astype(int)
@@ -428,12 +429,12 @@ def _slide_elsewhere(screen, pos, f, mat, scale, box, others):
 
 def place_all(plan, boxes: dict, screen: Screen, face_matrices: dict,
               lift: float = FACE_LIFT, other_screens=(),
-              line_floor: float = 0.0) -> dict[str, Placed]:
+              line_floor: float = 0.0, line_weight: float = 1.0) -> dict[str, Placed]:
     """Placement of every label: shape labels first (they have the least room), then names
     by face size, largest first. boxes[key] = (width, height, cap height) of the text at
     font size 1."""
-    fp = footprints(plan, screen, line_floor)
-    others = [(o, footprints(plan, o, line_floor)) for o in other_screens]
+    fp = footprints(plan, screen, line_floor, line_weight)
+    others = [(o, footprints(plan, o, line_floor, line_weight)) for o in other_screens]
     placed: list[Placed] = []
     out = {}
     shapes = [l for l in plan.labels if l.kind == "shape"]

@@ -31,12 +31,12 @@ SWEEPS = [("vmprod", 0.5), ("identity_mirror", 0.66), ("binary_sweep", 0.4),
           ("data_parallel_vmprod", 0.4)]
 
 
-def built(name, shape, title=False):
+def built(name, shape, title=False, look=None):
     spec = presets.load(name)
     spec.viz = dataclasses.replace(spec.viz, cell_shape=shape)
     spec.deco = dataclasses.replace(spec.deco, title=title)
     plan = api.plan_spec(spec, allow_network=False)   # model presets: their capture
-    coll = build(plan)
+    coll = build(plan, look=look)
     from mm_blender.scene.animate import animate
     animate(plan, spec, coll)
     return spec, coll
@@ -64,6 +64,13 @@ def test_static_preset_texts_read(name):
 
 def spec_of(name):
     return presets.load(name)
+
+
+@pytest.mark.parametrize("name", ["binary", "full_layer"])
+def test_paper_look_texts_read(name):
+    """The paper look draws wider guides; its texts read too."""
+    _, coll = built(name, "sphere", title=True, look="paper")
+    assert_readable(coll)
 
 
 @pytest.mark.parametrize("name,fraction", SWEEPS)
