@@ -47,7 +47,7 @@ bench: setup
 	$(BIN)/python bench/run.py --out BENCHMARKS.md --readme README.md
 
 gallery: setup
-	$(BIN)/python render_jobs/render_all.py --out docs/gallery --resolution 640x400 --samples 16 --static --gallery README.md --keep-going
+	$(BIN)/python render_jobs/render_all.py --out docs/gallery --resolution 1280x800 --samples 16 --cell-shape sphere --compact --static --gallery README.md --keep-going
 	$(BIN)/python tools/render_sweeps.py --out docs/sweeps
 
 extension: setup

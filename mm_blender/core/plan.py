@@ -96,6 +96,8 @@ class LinePlan:
     segments: np.ndarray
     color: tuple[float, float, float, float]
     thickness: float = 0.05
+    # row guides: which matrix each run of segments belongs to, in order: ((key, count), ...)
+    owners: tuple = ()
 
 
 @dataclass
@@ -110,6 +112,11 @@ class LabelPlan:
     # directions; the scene lays the text in that plane, on the side the camera sees.
     # Empty: the text faces the camera.
     face_axes: tuple = ()
+    # Shape labels: the face edge they run along, as mm draws them: (start, end, outward),
+    # Blender coordinates, outward a unit vector in the face's plane pointing off the face.
+    # The scene turns the text along the edge on screen, beside it on the outer side.
+    edge: tuple = ()
+    matrix: str = ""         # key of the matrix the label belongs to
 
 
 @dataclass
@@ -164,6 +171,7 @@ class ScenePlan:
     background: str = "dark"
     view: str = "mm"
     title: str = ""          # the expression
+    show_title: bool = False  # draw the expression at the top of the view (as mm does)
     camera_direction: tuple = ()   # preset's own "mm" view direction (target -> camera)
     lens: LensPlan | None = None
     spotlight: SpotlightPlan | None = None

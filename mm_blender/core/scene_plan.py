@@ -118,14 +118,17 @@ def flow_guides(spec: Spec, layout: Layout) -> TrianglePlan | None:
                         np.array(cols, dtype=np.float32))
 
 
-def row_guides(spec: Spec, layout: Layout) -> LinePlan | None:
+def row_guides(spec: Spec, layout: Layout, keys=None) -> LinePlan | None:
     """mm's row guides per matrix block: both side edges, a line every ~1/8 of the rows, and a
     short diagonal at the first row marking where (0, 0) is."""
     light = spec.deco.row_guides
     if light <= 0:
         return None
     segs = []
+    owners = []
+    keys = keys or object_keys(layout)
     for m in layout.mats:
+        before = sum(len(s) for s in segs)
         g = m.gap
         for (i0, i1) in block_ranges(m.rows, m.blocks_i, g):
             for (j0, j1) in block_ranges(m.cols, m.blocks_j, g):
@@ -139,27 +142,34 @@ def row_guides(spec: Spec, layout: Layout) -> LinePlan | None:
                 pts = np.array([[[g + a[1], g + a[0], 0.0], [g + b[1], g + b[0], 0.0]]
                                 for a, b in local])
                 segs.append(layout.to_blender(m.world.apply(pts.reshape(-1, 3))).reshape(-1, 2, 3))
-    lum = float(colour.srgb_to_linear(np.array(0.35 * light)))
+        owners.append((keys[(m.path, m.role)], sum(len(s) for s in segs) - before))
+    # light lines on the dark look, as mm's white guides (the paper look inverts them)
+    lum = float(colour.srgb_to_linear(np.array(min(1.0, 0.8 * light))))
     return LinePlan("row_guides", np.concatenate(segs).astype(np.float32), (lum, lum, lum, 1.0),
-                    thickness=0.06)
+                    thickness=0.1, owners=tuple(owners))
 
 
 def outlines(cubes: list[CubePlan]) -> LinePlan:
-    """Thin edges of every partition block of every cube (one block: the cube itself)."""
+    """Thin edges of every cube, one box each: a partition already shows by its gaps, and a
+    box per block clutters partitioned scenes (mm draws none)."""
     segs = []
     edges = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
     for c in cubes:
-        for (j0, j1) in c.ranges_j:
-            for (i0, i1) in c.ranges_i:
-                for (k0, k1) in c.ranges_k:
-                    lo = np.array([j0, i0, k0])
-                    hi = np.array([j1, i1, k1])
-                    corners = np.array([[(hi if (n >> d) & 1 else lo)[d] for d in range(3)]
-                                        for n in range(8)])
-                    world = c.origin + corners @ c.axes
-                    segs.append(np.array([[world[a], world[b]] for a, b in edges]))
+        lo = np.array([c.ranges_j.min(), c.ranges_i.min(), c.ranges_k.min()])
+        hi = np.array([c.ranges_j.max(), c.ranges_i.max(), c.ranges_k.max()])
+        corners = np.array([[(hi if (n >> d) & 1 else lo)[d] for d in range(3)]
+                            for n in range(8)])
+        world = c.origin + corners @ c.axes
+        segs.append(np.array([[world[a], world[b]] for a, b in edges]))
     return LinePlan("outlines", np.concatenate(segs).astype(np.float32), (0.25, 0.25, 0.25, 1.0),
                     thickness=0.08)
+
+
+def _edge(layout: Layout, m: MatLayout, local_ends, outward) -> tuple:
+    """A face edge in Blender coordinates: (start, end, unit outward direction)."""
+    ends = layout.to_blender(m.world.apply(np.asarray(local_ends, dtype=float)))
+    out = layout.to_blender_vec(m.world.vec(outward))
+    return (ends[0], ends[1], out / (np.linalg.norm(out) or 1.0))
 
 
 def labels(spec: Spec, layout: Layout, keys) -> list[LabelPlan]:
@@ -182,7 +192,7 @@ def labels(spec: Spec, layout: Layout, keys) -> list[LabelPlan]:
         axes = (tuple(layout.to_blender_vec(m.world.vec([1, 0, 0]))),
                 tuple(layout.to_blender_vec(m.world.vec([0, 1, 0]))))
         out.append(LabelPlan(f"{key}.name", name, layout.to_blender(centre_world[None])[0],
-                             name_size, "name", face_axes=axes))
+                             name_size, "name", face_axes=axes, matrix=key))
         if spec.deco.shape_labels and m.shape_info is not None:
             th = base / 2.5
             (hname, hplace), (wname, wplace) = m.shape_info
@@ -194,9 +204,25 @@ def labels(spec: Spec, layout: Layout, keys) -> list[LabelPlan]:
             wy = ext[1] + 2 * th if wplace else -2 * th
             hpos = m.world.apply(np.array([[hx, ext[1] / 2, 0.0]]))[0]
             wpos = m.world.apply(np.array([[ext[0] / 2, wy, 0.0]]))[0]
-            out.append(LabelPlan(f"{key}.rows", htext, layout.to_blender(hpos[None])[0], th, "shape"))
-            out.append(LabelPlan(f"{key}.cols", wtext, layout.to_blender(wpos[None])[0], th, "shape"))
+            # the cells' outer boundary on each side (cells sit from gap to ext - gap)
+            x0, x1 = m.gap - 0.5, ext[0] - m.gap + 0.5
+            y0, y1 = m.gap - 0.5, ext[1] - m.gap + 0.5
+            hx_edge = x1 if hplace else x0
+            wy_edge = y1 if wplace else y0
+            hedge = _edge(layout, m, [[hx_edge, y0, 0], [hx_edge, y1, 0]],
+                          [1 if hplace else -1, 0, 0])
+            wedge = _edge(layout, m, [[x0, wy_edge, 0], [x1, wy_edge, 0]],
+                          [0, 1 if wplace else -1, 0])
+            out.append(LabelPlan(f"{key}.rows", htext, layout.to_blender(hpos[None])[0], th,
+                                 "shape", edge=hedge, matrix=key))
+            out.append(LabelPlan(f"{key}.cols", wtext, layout.to_blender(wpos[None])[0], th,
+                                 "shape", edge=wedge, matrix=key))
     return out
+
+
+def is_compound(spec: Spec) -> bool:
+    """More than one matmul: the expressions the gallery titles, as mm shows them."""
+    return exprmod.count_matmuls(spec.tree) > 1
 
 
 def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> ScenePlan:
@@ -205,7 +231,7 @@ def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> Scene
     matrices = matrix_plans(spec, values, layout, keys)
     cubes = cube_plans(layout, keys)
     lines = [outlines(cubes)] if spec.deco.outlines else []
-    rg = row_guides(spec, layout)
+    rg = row_guides(spec, layout, keys)
     if rg is not None:
         lines.append(rg)
     fg = flow_guides(spec, layout)
@@ -221,7 +247,7 @@ def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> Scene
         bounds_min=allp.min(axis=0).astype(np.float32),
         bounds_max=allp.max(axis=0).astype(np.float32),
         cell_shape=spec.viz.cell_shape, background=spec.look.background,
-        view=spec.look.view, title=spec.expr,
+        view=spec.look.view, title=spec.expr, show_title=bool(spec.deco.title),
         camera_direction=tuple(float(c) for c in spec.look.camera),
         lens=overlays.lens_plan(spec, matrices), spotlight=overlays.spotlight_plan(spec, matrices),
         axes=overlays.axes_plan(spec, cubes))

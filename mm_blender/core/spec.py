@@ -155,6 +155,7 @@ class DecoSpec:
     spotlight_matmul: str = ""  # "" : the root
     interior_spotlight: bool = False   # mm's: the k products of the cell inside the cube too
     axes: bool = False          # mm's i, j, k axis arrows with their letters
+    title: bool = False         # the expression at the top of the view, as mm shows it
 
 
 @dataclass

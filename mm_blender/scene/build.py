@@ -7,7 +7,8 @@ exception raised by the progress callback, e.g. a cancel) removes everything the
 made, and the scene is as it was.
 
 Naming: the collection is `<plan.name>`; objects and their data are `<plan.name>:<key>` for
-matrices, `<plan.name>:lines`, `:flow_guides`, `:label:<key>`, `:camera`, `:sun`.
+matrices, `<plan.name>:lines`, `:flow_guides`, `:label:<key>`, `:camera`, `:sun`, and
+`:title` (the expression, a child of the camera) when the plan shows it.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import uuid
 from typing import Callable
 
 import bpy
+import numpy as np
 
 from ..core.plan import ScenePlan
 from ..errors import MMError
@@ -159,7 +161,7 @@ def build(plan: ScenePlan, *, look: str | None = None, view: str | None = None,
 
         decor_mat = material.decor_material()
         segs, cols, radii = decor.gather_lines(
-            plan.lines, decor.scene_scale(plan.bounds_min, plan.bounds_max))
+            plan.lines, decor.scene_scale(plan.bounds_min, plan.bounds_max), look)
         if len(segs):
             name = object_name(plan.name, "lines")
             tag(decor.lines_object(name, segs, cols, radii, material=decor_mat,
@@ -178,10 +180,29 @@ def build(plan: ScenePlan, *, look: str | None = None, view: str | None = None,
                                                  collection=coll)):
             tag(obj, name if n == 0 else f"{name}{n + 1}")
         label_mat = material.label_material(look)
+        texts = {}
         for label in plan.labels:
             name = object_name(plan.name, f"label:{label.key}")
-            tag(decor.label_object(name, label, material=label_mat, camera=cam,
-                                   collection=coll), name)
+            texts[label.key] = tag(decor.text_object(name, label.text, label.kind,
+                                                     material=label_mat, collection=coll), name)
+        if texts:   # placed for the camera, which then frames them too
+            top = cameramod.TITLE_BAND if plan.show_title and plan.title else 0.0
+            points = cameramod.frame_points(plan, labels=False)
+            framed = points
+            for _ in range(2):   # the second pass places them for the frame that holds them
+                portrait = decor.reference_screen(cam, scene, framed, view,
+                                                  plan.camera_direction,
+                                                  size=decor.labels.OTHER_FRAME, top=top)
+                screen = decor.reference_screen(cam, scene, framed, view,
+                                                plan.camera_direction, top=top)
+                corners = decor.place_texts(plan, texts, screen, cam, [portrait])
+                framed = np.concatenate([points, corners])
+            cam["mm_frame_points"] = framed.ravel().tolist()
+            cameramod.refit(cam, scene)
+        if plan.show_title and plan.title:
+            name = object_name(plan.name, "title")
+            tag(cameramod.title_object(name, plan.title, cam, scene, material=label_mat,
+                                       collection=coll), name)
         overlays.add(plan, coll, cam, look, tag)
         report(0.95, "scene")
         world = material.world(look)

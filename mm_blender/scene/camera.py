@@ -1,6 +1,7 @@
 """Camera framing and lights. The camera looks from one of the named views and is placed so
 everything drawn (the hull of `frame_points`, which holds the plan's bounds' contents) is
-inside the frame for the render's aspect ratio.
+inside the frame for the render's aspect ratio. An optional title (the expression, as mm
+shows it) is a child of the camera, kept at the top of the frame by every refit.
 
 Views (direction from the target to the camera, Blender coordinates, Z up, front = -Y):
     mm     (-1, -1, 1)     mm's default camera (perspective, mm's 45 degree field of view);
@@ -12,6 +13,7 @@ Views (direction from the target to the camera, Blender coordinates, Z up, front
 from __future__ import annotations
 
 import math
+import re
 
 import bpy
 import numpy as np
@@ -92,11 +94,12 @@ def extreme_points(points: np.ndarray) -> np.ndarray:
     return points[idx]
 
 
-def frame_points(plan) -> np.ndarray:
+def frame_points(plan, labels: bool = True) -> np.ndarray:
     """Points whose hull holds everything drawn: each matrix's corner cells (padded by the
     largest cell), triangle vertices, line ends and label boxes. Framing these instead of
     the bounding box's corners keeps sparse layouts (crosses, chains) large in the frame;
-    anything inside the bounds is still inside their hull, so nothing is clipped."""
+    anything inside the bounds is still inside their hull, so nothing is clipped.
+    labels=False leaves out the labels' rough boxes (the build frames the placed texts)."""
     parts = []
     for m in plan.matrices:
         n = m.rows * m.cols
@@ -113,7 +116,7 @@ def frame_points(plan) -> np.ndarray:
         if len(ends) > MAX_LINE_POINTS:
             ends = extreme_points(ends)
         parts.append(_padded(ends, line.thickness))
-    for label in plan.labels:
+    for label in plan.labels if labels else ():
         if label.face_axes:   # names lie on their faces, inside what the cells already span
             continue
         # letters are about 0.6 em wide, and the font size is the height / 0.72
@@ -132,12 +135,13 @@ def _half_tans(aspect: float, angle: float) -> tuple[float, float]:
 
 
 def fit(points, *, view: str = "mm", aspect: float = 16 / 9, angle: float | None = None,
-        margin: float = MARGIN, direction=None) -> dict:
+        margin: float = MARGIN, direction=None, top: float = 0.0) -> dict:
     """Where the camera goes so every point is in frame: location, rotation matrix (3x3),
     ortho scale or lens shift, clipping.
 
     Perspective: the distance is the smallest for which all points fit once the frame is
-    centred with lens shift (bisection over a few hundred points: it costs nothing)."""
+    centred with lens shift (bisection over a few hundred points: it costs nothing).
+    top: fraction of the frame's height kept free at the top (for the title)."""
     basis = view_basis(view, direction)
     angle = field_of_view(aspect) if angle is None else angle
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
@@ -152,8 +156,11 @@ def fit(points, *, view: str = "mm", aspect: float = 16 / 9, angle: float | None
         h = py.max() - py.min()
         target = (target + basis[0] * (px.max() + px.min()) / 2
                   + basis[1] * (py.max() + py.min()) / 2)
-        scale = max(w, h * aspect) if aspect >= 1 else max(w / aspect, h)
+        hv = h / max(1.0 - top, 1e-3)
+        scale = max(w, hv * aspect) if aspect >= 1 else max(w / aspect, hv)
         scale = max(scale / fill, 1e-3)
+        frame_h = scale / aspect if aspect >= 1 else scale
+        target = target + basis[1] * top * frame_h / 2
         distance = 2 * radius + 1.0
         shift = (0.0, 0.0)
     else:
@@ -167,7 +174,7 @@ def fit(points, *, view: str = "mm", aspect: float = 16 / 9, angle: float | None
 
         def fits(dist):
             u, v = extents(dist)
-            return (u.max() - u.min()) / 2 <= fill and (v.max() - v.min()) / 2 <= fill
+            return (u.max() - u.min()) / 2 <= fill and (v.max() - v.min()) / 2 <= fill - top
 
         near = pz.max() + 1e-3 * radius
         # Far enough to fit unshifted: |p_x| <= tan * fill * depth on both axes.
@@ -185,7 +192,7 @@ def fit(points, *, view: str = "mm", aspect: float = 16 / 9, angle: float | None
         # Blender's shift is in units of the frame's longer side; u, v span -1..1 per half.
         longer = max(aspect, 1.0)
         shift_x = (u.max() + u.min()) / 2 * 0.5 * (aspect / longer)
-        shift_y = (v.max() + v.min()) / 2 * 0.5 * (1.0 / longer)
+        shift_y = ((v.max() + v.min()) / 2 + top) * 0.5 * (1.0 / longer)
         shift = (float(shift_x), float(shift_y))
         scale = None
     location = target + basis[2] * distance
@@ -240,6 +247,67 @@ def camera_object(name: str, points, *, view: str, scene, collection, direction=
     return obj
 
 
+TITLE_BAND = 0.09     # of the frame's height, kept free at the top for the title
+TITLE_HEIGHT = 0.03   # the title's letters, of the frame's height (24 px at 800)
+
+
+def title_of(cam_obj):
+    for child in cam_obj.children:
+        if child.get("mm_label_kind") == "title":
+            return child
+    return None
+
+
+def place_title(cam_obj, scene) -> None:
+    """Put the camera's title (a child text) at the top centre of its frame, in front of
+    everything, sized to the frame: it stays in the frame for any aspect ratio."""
+    title = title_of(cam_obj)
+    if title is None:
+        return
+    cam = cam_obj.data
+    aspect = render_aspect(scene)
+    points = np.asarray(cam_obj["mm_frame_points"], dtype=np.float64).reshape(-1, 3)
+    m = np.array(cam_obj.matrix_world)
+    local = (points - m[:3, 3]) @ m[:3, :3]
+    nearest = float((-local[:, 2]).min())
+    if cam.type == "ORTHO":
+        longer = cam.ortho_scale
+        d = max(cam.clip_start * 2, nearest * 0.5)
+    else:
+        d = max(cam.clip_start * 2, nearest * 0.5)
+        longer = 2 * d * math.tan(cam.angle / 2)
+    width, height = (longer, longer / aspect) if aspect >= 1 else (longer * aspect, longer)
+    cx, cy = cam.shift_x * longer, cam.shift_y * longer
+    size = TITLE_HEIGHT * height / 0.72
+    box = np.array([tuple(c) for c in title.bound_box], dtype=np.float64)
+    w_unit = (box[:, 0].max() - box[:, 0].min()) / max(title.data.size, 1e-9)
+    size = min(size, 0.9 * width / max(w_unit, 1e-9))
+    title.data.size = size
+    title.matrix_parent_inverse.identity()
+    title.location = (cx, cy + height / 2 - TITLE_BAND * height / 2, -d)
+    title.rotation_euler = (0.0, 0.0, 0.0)
+
+
+def title_object(name: str, text: str, cam_obj, scene, *, material, collection):
+    """The expression at the top of the view, as mm shows it: a child of the camera."""
+    curve = bpy.data.curves.new(name, "FONT")
+    curve.body = " ".join(re.sub(r"\s*([@=])\s*", r" \1 ", text).split())   # "A @ B", as mm
+    curve.align_x = "CENTER"
+    curve.align_y = "CENTER"
+    curve.size = 1.0
+    curve.materials.append(material)
+    obj = bpy.data.objects.new(name, curve)
+    obj.visible_shadow = False
+    obj["mm_label_kind"] = "title"
+    collection.objects.link(obj)
+    obj.parent = cam_obj
+    cam_obj["mm_title_band"] = TITLE_BAND
+    refit(cam_obj, scene)
+    bpy.context.view_layer.update()
+    place_title(cam_obj, scene)
+    return obj
+
+
 def refit(cam_obj, scene, view: str | None = None) -> bool:
     """Reframe an mm camera for the scene's aspect ratio (or another view). False if the
     camera wasn't made by `camera_object`."""
@@ -249,7 +317,9 @@ def refit(cam_obj, scene, view: str | None = None) -> bool:
     cam_obj["mm_view"] = view
     points = np.asarray(cam_obj["mm_frame_points"], dtype=np.float64).reshape(-1, 3)
     direction = list(cam_obj["mm_direction"]) if "mm_direction" in cam_obj else None
-    apply_fit(cam_obj, fit(points, view=view, aspect=render_aspect(scene), direction=direction))
+    apply_fit(cam_obj, fit(points, view=view, aspect=render_aspect(scene), direction=direction,
+                           top=float(cam_obj.get("mm_title_band", 0.0))))
+    place_title(cam_obj, scene)
     return True
 
 

@@ -196,19 +196,24 @@ def test_flow_guides(small):
     assert plan_from_spec(off).triangles == []
 
 
-def test_outlines_one_box_per_partition_block(small):
+def test_outlines_one_box_per_cube(small):
+    """Partitioned cubes get one box, not one per block (the gaps show the partition)."""
     spec, _, layout, plan = small
     outlines = next(l for l in plan.lines if l.key == "outlines")
-    n_blocks = sum(len(c.ranges_i) * len(c.ranges_j) * len(c.ranges_k) for c in plan.cubes)
-    # root: i 2, j 1, k 2; AB: i 2, j 2 (root's k), k 3; C @ A_2: i 2 (root's k), j 1, k 1
-    assert n_blocks == 2 * 1 * 2 + 2 * 2 * 3 + 2 * 1 * 1
-    assert outlines.segments.shape == (12 * n_blocks, 2, 3)
+    assert outlines.segments.shape == (12 * len(plan.cubes), 2, 3)
     lengths = np.linalg.norm(outlines.segments[:, 1] - outlines.segments[:, 0], axis=1)
     assert (lengths > 0).all()
-    # every edge is axis-aligned and inside a cube
-    for seg in outlines.segments:
-        d = seg[1] - seg[0]
-        assert np.count_nonzero(np.abs(d) > 1e-4) == 1
+    for n, cp in enumerate(plan.cubes):
+        box = outlines.segments[12 * n: 12 * n + 12]
+        local = (box.reshape(-1, 3) - cp.origin) @ cp.axes.T
+        # the box wraps the cube's cells: half a cell beyond the first and last block
+        lo = [cp.ranges_j.min(), cp.ranges_i.min(), cp.ranges_k.min()]
+        hi = [cp.ranges_j.max(), cp.ranges_i.max(), cp.ranges_k.max()]
+        np.testing.assert_allclose(local.min(axis=0), lo, atol=1e-3)
+        np.testing.assert_allclose(local.max(axis=0), hi, atol=1e-3)
+        for seg in box:   # every edge is axis-aligned
+            d = seg[1] - seg[0]
+            assert np.count_nonzero(np.abs(d) > 1e-4) == 1
     off = small_spec(deco={"outlines": False})
     assert not [l for l in plan_from_spec(off).lines if l.key == "outlines"]
 
