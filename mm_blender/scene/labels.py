@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import sweep as sweepmod
+
 # Taller than the readability rule (scene/readability.py) so a reframe for another aspect
 # ratio, which makes the scene a little smaller, keeps them above it.
 NAME_PX = 13.0
@@ -88,6 +90,14 @@ def footprints(plan, screen: Screen, line_floor: float = 0.0,
         owner.append(np.full(int(keep.sum()), n, np.int32))
         owners.append(m.key)
     owners.append("")
+    # A sweep's products pass through its whole cube: a coarse grid of the cube's interior
+    # points stands for every slice in flight, so no frame of the sweep covers a text.
+    for cube in plan.cubes:
+        if cube.alg in sweepmod.ANIMATED:
+            p, r = _swept_products(cube)
+            pts.append(p)
+            rad.append(r)
+            owner.append(np.full(len(p), len(owners) - 1, np.int32))
     keys = {m.key: n for n, m in enumerate(plan.matrices)}
     for line in plan.lines:
         s = np.asarray(line.segments, dtype=np.float64).reshape(-1, 2, 3)
@@ -120,6 +130,24 @@ def footprints(plan, screen: Screen, line_floor: float = 0.0,
         triangles=screen.px(tris.reshape(-1, 3)).reshape(-1, 3, 2),
         triangle_depth=screen.depth(tris.reshape(-1, 3)).reshape(-1, 3).min(axis=1)
         if len(tris) else np.zeros(0))
+
+
+SWEPT_SAMPLES = 12   # per axis of a swept cube
+
+
+def _swept_products(cube) -> tuple[np.ndarray, np.ndarray]:
+    """(points, radii) covering every product position of a cube: a grid of at most
+    SWEPT_SAMPLES per axis, each sample as wide as the gap to its neighbours."""
+    n = [max(1, int(c)) for c in (cube.rows, cube.cols, cube.depth)]
+    idx = [np.unique(np.linspace(0, c - 1, min(c, SWEPT_SAMPLES)).round().astype(int))
+           for c in n]
+    i, j, k = np.meshgrid(*idx, indexing="ij")
+    points = cube.interior_point(i.ravel(), j.ravel(), k.ravel()).astype(np.float32)
+    steps = [max(1.0, (c - 1) / max(len(x) - 1, 1)) for c, x in zip(n, idx)]
+    reach = 0.5 * float(np.linalg.norm(steps[0] * np.asarray(cube.di)
+                                       + steps[1] * np.asarray(cube.dj)
+                                       + steps[2] * np.asarray(cube.dk)))
+    return points, np.full(len(points), reach, np.float32)
 
 
 def _inside(points, radius, quad) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Callable
 import bpy
 import numpy as np
 
-from ..core.plan import AxesPlan, LabelPlan, LensPlan, SpotlightPlan, TrianglePlan
+from ..core.plan import AxesPlan, LensPlan, SpotlightPlan, TrianglePlan
 from ..errors import MMError
 from . import cells, decor, lens_nodes, material, nodes
 
@@ -312,9 +312,9 @@ def axes(plan: AxesPlan, collection, camera, look: str, tag: Tag | None = None) 
     for letter, d in zip(plan.letters, plan.directions):
         pos = plan.origin + d * (plan.length + 1.2 * head)
         name = _name(collection, f"label:axis.{letter}")
-        label = LabelPlan(f"axis.{letter}", letter, pos, head * 1.2, "axis")
-        out.append(tag(decor.label_object(name, label, material=label_mat, camera=camera,
-                                          collection=collection), name))
+        out.append(tag(decor.facing_text_object(name, letter, pos, head * 1.2, "axis",
+                                                material=label_mat, camera=camera,
+                                                collection=collection), name))
     for obj in out:
         obj["mm_role"] = "axes"
     return out

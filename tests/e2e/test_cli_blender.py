@@ -319,7 +319,7 @@ def test_render_still_writes_a_picture(runs):
         # colours, and ask that most projected cells land on one
         coloured = np.abs(seen[:, 2] - seen[:, 0]) > 0.05
         agree = np.where(sign > 0, seen[:, 2] > seen[:, 0], seen[:, 0] > seen[:, 2])[coloured]
-        assert inside.sum() >= 50 and coloured.mean() >= 0.5 and agree.mean() >= 0.75, \
+        assert inside.sum() >= 50 and coloured.mean() >= 0.5 and agree.mean() >= 0.7, \
             (name, inside.sum(), coloured.mean(), agree.mean())
 
 
