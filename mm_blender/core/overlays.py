@@ -7,7 +7,7 @@ import numpy as np
 
 from . import colour
 from .sweep import product_range
-from .plan import AxesPlan, CubePlan, LensPlan, MatrixPlan, SpotlightPlan
+from .plan import AxesPlan, CubePlan, LabelPlan, LensPlan, MatrixPlan, SpotlightPlan
 from .spec import (LENS_CELLS_PER_SIZE, LENS_SPREAD_PER_MAGNIFICATION,
                    LENS_TEXT_PER_MAGNIFICATION, Spec)
 
@@ -81,6 +81,17 @@ def spotlight_plan(spec: Spec, matrices: list[MatrixPlan]) -> SpotlightPlan | No
                          dim=float(1.0 / (1.0 + D.spotlight)), interior=bool(D.interior_spotlight),
                          products_absmin=float(rng.absmin), products_absmax=float(rng.absmax),
                          table_colors=colours, table_sizes=sizes)
+
+
+def axis_labels(plan: AxesPlan | None) -> list[LabelPlan]:
+    """The axes' letters beyond their arrow heads: labels of the plan, so the scene places
+    them with every other text (clear of shape labels and names)."""
+    if plan is None:
+        return []
+    head = plan.length * 0.12
+    return [LabelPlan(f"axis.{letter}", letter, plan.origin + d * (plan.length + 1.2 * head),
+                      head * 1.2, "axis")
+            for letter, d in zip(plan.letters, plan.directions)]
 
 
 def axes_plan(spec: Spec, cubes: list[CubePlan]) -> AxesPlan | None:

@@ -235,7 +235,8 @@ def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> Scene
     if rg is not None:
         lines.append(rg)
     fg = flow_guides(spec, layout)
-    lbls = labels(spec, layout, keys)
+    axes = overlays.axes_plan(spec, cubes)
+    lbls = labels(spec, layout, keys) + overlays.axis_labels(axes)
     unit_box = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
     pts = [c.origin + (unit_box * c.extent) @ c.axes for c in cubes]
     pts += [m.positions[[0, -1]] for m in matrices]
@@ -250,7 +251,7 @@ def make_plan(spec: Spec, values: Values, layout: Layout | None = None) -> Scene
         view=spec.look.view, title=spec.expr, show_title=bool(spec.deco.title),
         camera_direction=tuple(float(c) for c in spec.look.camera),
         lens=overlays.lens_plan(spec, matrices), spotlight=overlays.spotlight_plan(spec, matrices),
-        axes=overlays.axes_plan(spec, cubes))
+        axes=axes)
 
 
 def plan_from_spec(spec: Spec, overrides=None, allow_network: bool = True) -> ScenePlan:

@@ -140,20 +140,6 @@ def text_object(name: str, text: str, kind: str, *, material, collection):
     return obj
 
 
-def facing_text_object(name: str, text: str, position, size: float, kind: str, *, material,
-                       camera, collection):
-    """A text of letter height `size` centred at `position` that keeps the camera's
-    orientation (a Copy Rotation constraint: native, no handlers), e.g. the axes' letters."""
-    obj = text_object(name, text, kind, material=material, collection=collection)
-    obj.data.size = float(size) / CAP_HEIGHT
-    obj.location = [float(v) for v in position]
-    if camera is not None:
-        obj.rotation_euler = camera.matrix_world.to_euler("XYZ")
-        c = obj.constraints.new("COPY_ROTATION")
-        c.target = camera
-    return obj
-
-
 def text_box(obj) -> tuple[np.ndarray, float, float]:
     """(centre offset, width, height) of a font-size-1 text's local bounds."""
     box = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)

@@ -465,9 +465,12 @@ def place_all(plan, boxes: dict, screen: Screen, face_matrices: dict,
     others = [(o, footprints(plan, o, line_floor, line_weight)) for o in other_screens]
     placed: list[Placed] = []
     out = {}
+    # the axes' letters first: they belong at their arrow heads, the others can move
+    fixed = [l for l in plan.labels if l.kind == "axis"]
     shapes = [l for l in plan.labels if l.kind == "shape"]
-    names = sorted((l for l in plan.labels if l.kind != "shape"), key=lambda l: -l.size)
-    for label in shapes + names:
+    names = sorted((l for l in plan.labels if l.kind not in ("shape", "axis")),
+                   key=lambda l: -l.size)
+    for label in fixed + shapes + names:
         box = boxes[label.key]
         if label.kind == "shape" and label.edge:
             p = place_shape(label, box, fp, screen, placed, others)

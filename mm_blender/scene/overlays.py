@@ -287,7 +287,8 @@ def _cone(tip, direction, length, radius, sides=12) -> np.ndarray:
 
 
 def axes(plan: AxesPlan, collection, camera, look: str, tag: Tag | None = None) -> list:
-    """Shafts (tubes), heads (cones) and letters of the i, j, k arrows."""
+    """Shafts (tubes) and heads (cones) of the i, j, k arrows; their letters are labels of
+    the plan (core/overlays.axis_labels), placed with the other texts."""
     tag = tag or _collection_tag(collection)
     head = plan.length * 0.12
     shafts, heads, head_colours = [], [], []
@@ -308,13 +309,6 @@ def axes(plan: AxesPlan, collection, camera, look: str, tag: Tag | None = None) 
         name, [TrianglePlan("axes_heads", np.concatenate(heads).astype(np.float32),
                             np.concatenate(head_colours).astype(np.float32))],
         material=decor_mat, collection=collection), name))
-    label_mat = material.label_material(look)
-    for letter, d in zip(plan.letters, plan.directions):
-        pos = plan.origin + d * (plan.length + 1.2 * head)
-        name = _name(collection, f"label:axis.{letter}")
-        out.append(tag(decor.facing_text_object(name, letter, pos, head * 1.2, "axis",
-                                                material=label_mat, camera=camera,
-                                                collection=collection), name))
     for obj in out:
         obj["mm_role"] = "axes"
     return out

@@ -274,6 +274,9 @@ def _height_px(obj, proj: Projector) -> float:
     return quad_height(proj.px(text_corners(obj)))
 
 
+LENS_ROLES = ("lens_numbers", "lens_glyphs")
+
+
 def inspect(scene, collection, *, resolution=None, samples: int = 3,
             ray_cast_cells: bool = False) -> list[TextView]:
     """How each text of `collection` reads from the scene camera at `resolution` (default the
@@ -285,14 +288,20 @@ def inspect(scene, collection, *, resolution=None, samples: int = 3,
     objs = texts(collection)
     cells = cells_of(collection, dg)
     hidden = []
+    # The lens is a magnifier the user parks over what they want to read: what its loupe
+    # covers it shows enlarged, so it is no cover here.
+    for o in list(collection.all_objects):
+        if o.get("mm_role") in LENS_ROLES and not o.hide_viewport:
+            o.hide_viewport = True
+            hidden.append(o)
     if not ray_cast_cells:   # ray_cast would walk every instanced cube: minutes at 1M
         for o in list(collection.all_objects):
             if o.type == "MESH" and "mm_cells" in o.modifiers and not o.hide_viewport:
                 o.hide_viewport = True
                 hidden.append(o)
-        if hidden:
-            dg = bpy.context.evaluated_depsgraph_get()
-            dg.update()
+    if hidden:
+        dg = bpy.context.evaluated_depsgraph_get()
+        dg.update()
     views = []
     try:
         scale = max(float(np.linalg.norm(np.ptp(text_corners(o), axis=0))) for o in objs) \
